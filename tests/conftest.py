@@ -1,0 +1,63 @@
+"""Shared fixtures: real faces that ship inside installed packages."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+
+def _insightface_images() -> Path:
+    spec = importlib.util.find_spec("insightface")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("insightface is not installed (pip install -e .[dev]): its wheel ships the test photos")
+    return Path(list(spec.submodule_search_locations)[0]) / "data" / "images"
+
+
+@pytest.fixture(scope="session")
+def group_photo() -> np.ndarray:
+    """insightface's t1.jpg: six people, (886, 1280, 3) uint8 RGB."""
+    return cv2.cvtColor(cv2.imread(str(_insightface_images() / "t1.jpg")), cv2.COLOR_BGR2RGB)
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    """scikit-image's astronaut portrait, (512, 512, 3) uint8 RGB."""
+    skdata = pytest.importorskip("skimage.data")
+    return np.ascontiguousarray(skdata.astronaut())
+
+
+@pytest.fixture(scope="session")
+def dlib_analyzer():
+    from vfxswap.faces.analysis import open_analyzer
+
+    return open_analyzer("dlib")
+
+
+@pytest.fixture(scope="session")
+def group_faces(dlib_analyzer, group_photo):
+    """The six faces dlib finds in the group photo, left to right."""
+    return sorted(dlib_analyzer.detect(group_photo), key=lambda f: f.box[0])
+
+
+def pytest_collection_modifyitems(config, items):
+    """GPU tests skip without CUDA, and fail instead when VFXSWAP_REQUIRE_GPU=1."""
+    try:
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda or os.environ.get("VFXSWAP_REQUIRE_GPU") == "1":
+        return
+    skip = pytest.mark.skip(reason="needs CUDA (set VFXSWAP_REQUIRE_GPU=1 to fail instead)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

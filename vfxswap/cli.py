@@ -1,0 +1,132 @@
+"""The ``vfxswap`` command line: the only place that reads argv and maps errors to exit codes.
+
+Exit codes: 0 ok, 1 failure, 2 usage or configuration error, 3 unreadable input (media, faceset,
+model), 130 interrupted (Ctrl-C). Errors print one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, VfxSwapError
+from .types import FACE_TYPES
+
+
+def _add_extract(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("extract", help="find, track and align faces into a faceset",
+                       description="Extract aligned faces from a movie, an image sequence "
+                                   "(shot.%%04d.exr, shot.####.png) or a folder of stills into a faceset.")
+    p.add_argument("input", help="movie, image-sequence pattern or folder of images")
+    p.add_argument("-o", "--output", required=True, metavar="FACESET", help="faceset folder to write")
+    p.add_argument("--every", type=int, default=5, metavar="N", help="detect every Nth frame, track between (default 5)")
+    p.add_argument("--size", type=int, default=256, help="aligned crop size in pixels (default 256)")
+    p.add_argument("--face-type", choices=FACE_TYPES, default="whole_face", help="crop coverage (default whole_face)")
+    p.add_argument("--min-size", type=int, default=64, metavar="PX",
+                   help="drop faces smaller than PX source pixels; also sets the detection proxy scale (default 64)")
+    p.add_argument("--min-sharpness", type=float, default=0.0, metavar="V",
+                   help="drop crops whose Laplacian variance is below V (default 0: keep all)")
+    p.add_argument("--detect-scale", type=float, default=None, metavar="S",
+                   help="detect on frames scaled by S in (0,1] (default: derived from --min-size)")
+    p.add_argument("--reference", metavar="IMAGE", help="keep only this person (an image or a folder of images)")
+    p.add_argument("--identity-threshold", type=float, default=None, metavar="D",
+                   help="largest identity distance to the reference (default: the backend's, dlib 0.075)")
+    p.add_argument("--backend", choices=["dlib", "insightface"], default="dlib", help="face analysis backend (default dlib)")
+    p.add_argument("--detector", choices=["hog", "cnn"], default="hog", help="dlib detector (default hog)")
+    p.add_argument("--face-models", metavar="DIR", help="insightface model pack folder (e.g. ~/.insightface/models/buffalo_l)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted extract into the same faceset")
+    p.add_argument("--progress", choices=["auto", "bar", "plain", "none"], default="auto",
+                   help="progress display (default: a bar on a TTY, plain lines otherwise)")
+    p.set_defaults(run=_run_extract)
+
+
+def _run_extract(args: argparse.Namespace) -> int:
+    from .config import ExtractConfig
+    from .extract import extract
+    from .progress import Progress
+
+    config = ExtractConfig(
+        every=args.every, size=args.size, face_type=args.face_type, min_size=args.min_size,
+        min_sharpness=args.min_sharpness, reference=args.reference, identity_threshold=args.identity_threshold,
+        detect_scale=args.detect_scale, backend=args.backend, detector=args.detector,
+        face_models=args.face_models, resume=args.resume)
+    with Progress(args.progress) as progress:
+        report = extract(args.input, args.output, config, progress=progress)
+    dropped = ", ".join(f"{n} {what}" for what, n in (("too small", report.dropped_small),
+                        ("too blurry", report.dropped_blurry), ("other people", report.dropped_identity)) if n)
+    print(f"extracted {report.faces_written} faces from {report.frames} frames ({report.tracks} tracks) "
+          f"in {report.seconds:.1f} s, {report.frames_per_second:.1f} frames/s -> {report.faceset}"
+          + (f"; dropped {dropped}" if dropped else ""), flush=True)
+    return EXIT_OK
+
+
+def _add_faceset(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("faceset", help="inspect facesets")
+    fs = p.add_subparsers(dest="faceset_command", required=True, metavar="COMMAND")
+    info = fs.add_parser("info", help="summarise a faceset")
+    info.add_argument("faceset", help="faceset folder")
+    info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.set_defaults(run=_run_faceset_info)
+
+
+def _run_faceset_info(args: argparse.Namespace) -> int:
+    from .faces.faceset import faceset_summary
+
+    s = faceset_summary(args.faceset)
+    if args.json:
+        print(json.dumps(s, indent=2))
+        return EXIT_OK
+    print(f"faceset   {s['path']}")
+    print(f"faces     {s['faces']} in {s['frames']} frames, {s['tracks']} tracks")
+    print(f"crops     {', '.join(map(str, s['sizes'])) or '-'} px, {', '.join(s['face_types']) or '-'}"
+          f"{'; ' + str(s['missing_crops']) + ' crop files missing' if s['missing_crops'] else ''}")
+    print(f"backend   {', '.join(s['backends']) or '-'}")
+    if s["sharpness"]:
+        sh = s["sharpness"]
+        print(f"sharpness min {sh['min']:.1f}  median {sh['median']:.1f}  max {sh['max']:.1f}")
+    for source, n in s["sources"].items():
+        print(f"source    {source}: {n} faces")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vfxswap", description="Face replacement for film and TV post-production.")
+    parser.add_argument("--version", action="version", version=f"vfxswap {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr (-vv for debug)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_extract(sub)
+    _add_faceset(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.run(args)
+    except VfxSwapError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"vfxswap: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("vfxswap: interrupted; everything committed so far is kept (rerun with --resume to continue)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug: say so in one line, traceback on request
+        if args.debug:
+            traceback.print_exc()
+        print(f"vfxswap: internal error: {type(exc).__name__}: {exc} (rerun with --debug and report it)", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""The on-disk faceset (DESIGN.md section 4).
+
+A folder of aligned crops ``faces/NNNNNNNN.png`` plus ``faceset.jsonl``, one JSON record per face.
+A crop is written to a temporary name and renamed into place before its record is appended; the
+append of a frame's records (one ``write``) is the commit point. A last line without its newline is
+an append that was cut short by a kill: it is dropped when the faceset is opened for writing, so an
+interrupted extract resumes without duplicates. Any other line that does not parse is corruption and
+is reported with its line number.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ..errors import FacesetError, OutputError
+
+RECORDS_FILE = "faceset.jsonl"
+FACES_DIR = "faces"
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class FaceRecord:
+    """One face of a faceset.
+
+    Attributes:
+        index: number of the crop (``faces/{index:08d}.png``).
+        source: the extract input (movie path, sequence pattern or folder), absolute.
+        file: the image file the face came from (sequences and stills), else ``None``.
+        frame: frame number in the source (movie: from 0; sequence: the file's number).
+        track: track id within the source.
+        box: ``(x0, y0, x1, y1)`` detector-style box, source pixels.
+        landmarks: ``(68, 2)`` float32 iBUG-300W landmarks, source pixels.
+        face_from_frame: ``(2, 3)`` affine from source pixels to crop pixels.
+        size: crop side in pixels.
+        face_type: ``half``, ``full``, ``whole_face`` or ``head``.
+        embedding: ``(D,)`` L2-normalised identity embedding of the face's track, or ``None``.
+        sharpness: variance of the Laplacian of the grey crop (higher is sharper).
+        score: detector score of the track's last detection.
+        backend: face-analysis backend that produced it.
+    """
+
+    index: int
+    source: str
+    frame: int
+    track: int | None
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray
+    face_from_frame: np.ndarray
+    size: int
+    face_type: str
+    embedding: np.ndarray | None
+    sharpness: float
+    score: float
+    backend: str
+    file: str | None = None
+
+    @property
+    def crop_name(self) -> str:
+        return f"{FACES_DIR}/{self.index:08d}.png"
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = {
+            "v": FORMAT_VERSION, "index": self.index, "crop": self.crop_name, "source": self.source,
+            "file": self.file, "frame": self.frame, "track": self.track,
+            "box": [round(float(v), 2) for v in self.box],
+            "landmarks": np.round(self.landmarks.astype(np.float64), 2).tolist(),
+            "face_from_frame": np.round(self.face_from_frame, 8).tolist(),
+            "size": self.size, "face_type": self.face_type,
+            "embedding": None if self.embedding is None else np.round(self.embedding.astype(np.float64), 6).tolist(),
+            "sharpness": round(float(self.sharpness), 3), "score": round(float(self.score), 4),
+            "backend": self.backend,
+        }
+        return json.dumps(d, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, line: str) -> FaceRecord:
+        d = json.loads(line)
+        if not isinstance(d, dict):
+            raise ValueError("a record must be a JSON object")
+        if d.get("v", 1) > FORMAT_VERSION:
+            raise ValueError(f"record format v{d['v']} is newer than this vfxswap reads (v{FORMAT_VERSION}); upgrade vfxswap")
+        landmarks = np.asarray(d["landmarks"], dtype=np.float32)
+        m = np.asarray(d["face_from_frame"], dtype=np.float64)
+        if landmarks.shape != (68, 2) or m.shape != (2, 3):
+            raise ValueError(f"landmarks {landmarks.shape} / face_from_frame {m.shape} have the wrong shape")
+        emb = d.get("embedding")
+        return cls(index=int(d["index"]), source=str(d["source"]), file=d.get("file"), frame=int(d["frame"]),
+                   track=d.get("track"), box=tuple(float(v) for v in d["box"]), landmarks=landmarks,
+                   face_from_frame=m, size=int(d["size"]), face_type=str(d["face_type"]),
+                   embedding=None if emb is None else np.asarray(emb, dtype=np.float32),
+                   sharpness=float(d["sharpness"]), score=float(d["score"]), backend=str(d.get("backend", "")))
+
+    def __repr__(self) -> str:
+        return f"FaceRecord(index={self.index}, frame={self.frame}, track={self.track}, source={self.source!r})"
+
+
+def _parse_lines(path: Path, text: str) -> tuple[list[FaceRecord], int]:
+    """Records of a faceset.jsonl text and the byte length of its committed (newline-ended) part."""
+    committed = text.rfind("\n") + 1
+    records = []
+    for number, line in enumerate(text[:committed].splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(FaceRecord.from_json(line))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FacesetError(f"{path} line {number} is corrupt ({exc}); "
+                               f"remove or repair that line, the other records are intact") from None
+    return records, len(text[:committed].encode("utf-8"))
+
+
+def read_faceset(folder: str | os.PathLike) -> list[FaceRecord]:
+    """All committed records of a faceset (a cut-short last line is ignored).
+
+    Raises:
+        FacesetError: no faceset at ``folder``, or a corrupt record.
+    """
+    path = Path(folder) / RECORDS_FILE
+    if not path.is_file():
+        raise FacesetError(f"no faceset at {folder}: {RECORDS_FILE} is missing (make one with `vfxswap extract`)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FacesetError(f"cannot read {path}: {exc}") from None
+    return _parse_lines(path, text)[0]
+
+
+def faceset_summary(folder: str | os.PathLike) -> dict[str, Any]:
+    """A JSON-able summary: counts per source and track, crop size/type, sharpness range, missing crops."""
+    records = read_faceset(folder)
+    root = Path(folder)
+    sharp = np.array([r.sharpness for r in records]) if records else np.zeros(0)
+    return {
+        "path": str(root),
+        "faces": len(records),
+        "sources": dict(Counter(r.source for r in records)),
+        "tracks": len({(r.source, r.track) for r in records}),
+        "frames": len({(r.source, r.frame) for r in records}),
+        "sizes": sorted({r.size for r in records}),
+        "face_types": sorted({r.face_type for r in records}),
+        "backends": sorted({r.backend for r in records}),
+        "sharpness": ({"min": float(sharp.min()), "median": float(np.median(sharp)), "max": float(sharp.max())}
+                      if len(sharp) else None),
+        "missing_crops": sum(not (root / r.crop_name).is_file() for r in records),
+    }
+
+
+class FacesetWriter:
+    """Appends faces to a faceset folder, crash-safely.
+
+    Args:
+        folder: the faceset folder (created if missing).
+        resume: continue a faceset that already holds faces; without it a non-empty faceset is refused
+            so that nothing already written is lost.
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, resume: bool = False) -> None:
+        self.root = Path(folder)
+        self.records_path = self.root / RECORDS_FILE
+        try:
+            (self.root / FACES_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create faceset folder {self.root}: {exc.strerror}") from None
+        self.records: list[FaceRecord] = []
+        if self.records_path.is_file():
+            text = self.records_path.read_text(encoding="utf-8")
+            self.records, committed = _parse_lines(self.records_path, text)
+            if self.records and not resume:
+                raise OutputError(f"{self.root} already holds {len(self.records)} faces: pass --resume to "
+                                  f"continue it, or choose a new output folder")
+            if committed < len(text.encode("utf-8")):  # drop an append cut short by a kill
+                with open(self.records_path, "r+b") as f:
+                    f.truncate(committed)
+        self.next_index = max((r.index for r in self.records), default=-1) + 1
+        try:
+            self._file = open(self.records_path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.records_path}: {exc.strerror}") from None
+
+    def last_frame(self, source: str) -> int | None:
+        """Highest frame number already committed for ``source``."""
+        frames = [r.frame for r in self.records if r.source == source]
+        return max(frames) if frames else None
+
+    def max_track(self, source: str) -> int:
+        """Highest track id already used for ``source`` (-1 if none)."""
+        return max((r.track for r in self.records if r.source == source and r.track is not None), default=-1)
+
+    def commit(self, faces: list[tuple[np.ndarray, FaceRecord]]) -> None:
+        """Write crops (``(S, S, 3)`` uint8 RGB) and then append their records in one write."""
+        if not faces:
+            return
+        for crop, record in faces:
+            final = self.root / record.crop_name
+            tmp = final.with_name(f".tmp-{final.name}")
+            ok = cv2.imwrite(str(tmp), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+            if not ok:
+                raise OutputError(f"cannot write face crop {tmp}: check free space and permissions")
+            os.replace(tmp, final)
+        try:
+            self._file.write("".join(r.to_json() + "\n" for _, r in faces))
+            self._file.flush()
+        except OSError as exc:
+            raise OutputError(f"cannot append to {self.records_path}: {exc.strerror}") from None
+        self.records.extend(r for _, r in faces)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> FacesetWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

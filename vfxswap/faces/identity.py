@@ -1,0 +1,66 @@
+"""Identity: reference embeddings and matching faces against them.
+
+Pure over arrays except :func:`reference_embeddings`, which reads the reference image(s) the user names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..errors import MediaError
+from .analysis import FaceAnalyzer, identity_distance
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def _read_rgb8(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise MediaError(f"cannot read reference image {path}: use a PNG, JPEG, TIFF or WebP file")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def largest_face_embedding(analyzer: FaceAnalyzer, image: np.ndarray, *, what: str) -> np.ndarray:
+    """Embedding of the largest face in an ``(H, W, 3)`` uint8 RGB image.
+
+    Small images are upscaled until the detector's smallest face fits, so tight crops work.
+    """
+    scale = 1.0
+    h, w = image.shape[:2]
+    while True:
+        img = image if scale == 1.0 else cv2.resize(image, (round(w * scale), round(h * scale)),
+                                                     interpolation=cv2.INTER_CUBIC)
+        faces = analyzer.detect(img)
+        if faces or scale >= 4.0 or min(img.shape[:2]) > 2 * analyzer.min_face * 4:
+            break
+        scale *= 2.0
+    if not faces:
+        raise MediaError(f"no face found in {what}: give a clear, frontal image of the person")
+    face = max(faces, key=lambda f: f.size)
+    return analyzer.embed(img, face.landmarks)
+
+
+def reference_embeddings(analyzer: FaceAnalyzer, path: str | Path) -> np.ndarray:
+    """``(R, D)`` embeddings of the reference person from an image or a folder of images.
+
+    Raises:
+        MediaError: the path is missing, holds no image, or an image shows no face.
+    """
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise MediaError(f"no reference images in {path} (looked for: {', '.join(IMAGE_SUFFIXES)})")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise MediaError(f"no such reference image: {path}")
+    return np.stack([largest_face_embedding(analyzer, _read_rgb8(f), what=f"reference image {f}") for f in files])
+
+
+def distance_to_references(embedding: np.ndarray, references: np.ndarray) -> float:
+    """Smallest identity distance from one embedding to any of ``(R, D)`` reference embeddings."""
+    return min(identity_distance(embedding, r) for r in references)

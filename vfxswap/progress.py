@@ -1,0 +1,61 @@
+"""Progress reporting for the CLI: a bar on a TTY, plain flushed lines otherwise.
+
+Library code reports progress through a ``progress(done, total)`` callback; this module turns those
+calls into output and is used only by ``cli.py`` (and host integrations that want the same lines).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Literal, TextIO
+
+ProgressMode = Literal["auto", "bar", "plain", "none"]
+
+
+class Progress:
+    """A ``progress(done, total)`` callable writing to ``stream``.
+
+    Args:
+        mode: ``bar`` (tqdm), ``plain`` (``Progress: 45% (32/72 frames)`` lines, at most one per whole
+            percent and per ``interval`` seconds), ``none``, or ``auto`` (bar on a TTY, else plain).
+        unit: what is counted, for the messages.
+    """
+
+    def __init__(self, mode: ProgressMode = "auto", *, unit: str = "frames", stream: TextIO | None = None,
+                 interval: float = 1.0) -> None:
+        self.stream = stream or sys.stdout
+        if mode == "auto":
+            mode = "bar" if self.stream.isatty() else "plain"
+        self.mode = mode
+        self.unit = unit
+        self.interval = interval
+        self._bar = None
+        self._last_percent = -1
+        self._last_time = 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.mode == "bar":
+            if self._bar is None:
+                from tqdm import tqdm
+
+                self._bar = tqdm(total=total or None, unit=f" {self.unit}", file=self.stream, dynamic_ncols=True)
+            self._bar.update(done - self._bar.n)
+        elif self.mode == "plain":
+            percent = int(100 * done / total) if total else 0
+            now = time.monotonic()
+            if percent != self._last_percent and (now - self._last_time >= self.interval or done >= total):
+                self._last_percent, self._last_time = percent, now
+                self.stream.write(f"Progress: {percent}% ({done}/{total} {self.unit})\n")
+                self.stream.flush()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
