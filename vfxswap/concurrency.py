@@ -23,7 +23,8 @@ class _Failure:
 def background_iter(items: Iterable[T], *, maxsize: int = 8, name: str = "producer") -> Iterator[T]:
     """Iterate ``items`` in a background thread, yielding them here in order.
 
-    Closing the returned generator (or an exception in the consumer) stops the producer.
+    Closing the returned generator (or an exception in the consumer) stops the producer and closes
+    ``items`` if it is a generator; chains of ``background_iter`` therefore form a pipeline of stages.
     """
     q: queue.Queue = queue.Queue(maxsize=maxsize)
     stop = threading.Event()
@@ -45,6 +46,12 @@ def background_iter(items: Iterable[T], *, maxsize: int = 8, name: str = "produc
             put(_END)
         except BaseException as exc:  # handed to the consumer thread
             put(_Failure(exc))
+        finally:
+            # Close an upstream generator here, in the thread that iterated it, so that chained
+            # stages shut down in order (a chained background_iter joins its own thread).
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()

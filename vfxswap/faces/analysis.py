@@ -9,10 +9,12 @@ ArcFace from a local model pack). Backend modules are imported only when asked f
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..registry import Registry
 from ..types import Face
 
@@ -56,10 +58,6 @@ class FaceAnalyzer(Protocol):
         """``(D,)`` float32 L2-normalised identity embedding of the face with these landmarks."""
         ...
 
-    def box_from_landmarks(self, landmarks: np.ndarray) -> tuple[float, float, float, float]:
-        """The box this backend's detector would draw around a face with these landmarks."""
-        ...
-
 
 def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine distance in [0, 2] between two L2-normalised embeddings (0 = same direction)."""
@@ -76,4 +74,9 @@ def open_analyzer(name: str, **options: Any) -> FaceAnalyzer:
     module = _BUILTIN_MODULES.get(name)
     if module is not None and name not in ANALYZERS:
         importlib.import_module(module)
-    return ANALYZERS.get(name)(**options)
+    factory = ANALYZERS.get(name)
+    try:
+        inspect.signature(factory).bind(**options)
+    except TypeError as exc:
+        raise ConfigError(f"bad options for the {name} face analyzer: {exc}") from None
+    return factory(**options)
