@@ -59,7 +59,7 @@ def _run_extract(args: argparse.Namespace) -> int:
         report = extract(args.input, args.output, config, progress=progress)
     dropped = ", ".join(f"{n} {what}" for what, n in (("too small", report.dropped_small),
                         ("too blurry", report.dropped_blurry), ("other people", report.dropped_identity)) if n)
-    print(f"extracted {report.faces_written} faces from {report.frames} frames ({report.tracks} tracks) "
+    print(f"extracted {report.faces_written} faces from {report.frames} frames ({report.tracks} track{'' if report.tracks == 1 else 's'}) "
           f"in {report.seconds:.1f} s, {report.frames_per_second:.1f} frames/s -> {report.faceset}"
           + (f"; dropped {dropped}" if dropped else ""), flush=True)
     return EXIT_OK
