@@ -102,7 +102,6 @@ class _Extraction:
                  references: np.ndarray | None) -> None:
         self.config = config
         self.analyzer = analyzer
-        self.writer = writer
         self.source = source
         self.references = references
         self.threshold = config.identity_threshold or analyzer.identity_threshold
@@ -117,23 +116,23 @@ class _Extraction:
         """Faces of a frame: the detections matched to tracks, or (``None``) the tracked faces."""
         if detections is None:
             return self.tracker.track(image)
-        faces, new_ids = self.tracker.update_detections(image, detections)
-        for face in faces:
-            if face.track_id in new_ids:
-                self._identify(image, face)
-        return faces
+        return self.tracker.update_detections(image, detections)[0]
 
-    def _identify(self, image: np.ndarray, face: Face) -> None:
-        # Tracks too small to keep never need an identity; the embedding is the costly step.
-        if face.size < self.config.min_size:
-            return
-        emb = self.analyzer.embed(image, face.landmarks)
-        self.embeddings[face.track_id] = emb
-        if self.references is not None:
-            d = distance_to_references(emb, self.references)
-            if d > self.threshold:
-                self.rejected_tracks.add(face.track_id)
-            log.debug("track %s: identity distance %.3f (threshold %.3f)", face.track_id, d, self.threshold)
+    def _is_wanted(self, image: np.ndarray, face: Face) -> bool:
+        """Whether the face's track is the reference person (or everyone is wanted).
+
+        A track's embedding (the costly step, ~100 ms with dlib) is computed once, the first time
+        one of its faces is large enough to keep.
+        """
+        if face.track_id not in self.embeddings:
+            emb = self.analyzer.embed(image, face.landmarks)
+            self.embeddings[face.track_id] = emb
+            if self.references is not None:
+                d = distance_to_references(emb, self.references)
+                if d > self.threshold:
+                    self.rejected_tracks.add(face.track_id)
+                log.debug("track %s: identity distance %.3f (threshold %.3f)", face.track_id, d, self.threshold)
+        return face.track_id not in self.rejected_tracks
 
     def records_for(self, frame: Frame, image: np.ndarray, faces: list[Face]) -> list[tuple[np.ndarray, FaceRecord]]:
         out = []
@@ -142,8 +141,7 @@ class _Extraction:
             if face.size < cfg.min_size:
                 self.counts["small"] += 1
                 continue
-            if face.track_id in self.rejected_tracks or (
-                    self.references is not None and face.track_id not in self.embeddings):
+            if not self._is_wanted(image, face):
                 self.counts["identity"] += 1
                 continue
             m = face_from_frame(face.landmarks, cfg.size, cfg.face_type)

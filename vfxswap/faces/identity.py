@@ -13,14 +13,15 @@ import numpy as np
 from ..errors import MediaError
 from .analysis import FaceAnalyzer, identity_distance
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def _read_rgb8(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise MediaError(f"cannot read reference image {path}: use a PNG, JPEG, TIFF or WebP file")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    from ..io.colorspace import to_display_uint8
+    from ..io.sequences import read_image
+    from ..types import Frame
+
+    image, color_space = read_image(str(path))
+    return to_display_uint8(Frame(image=image, index=0, color_space=color_space))
 
 
 def largest_face_embedding(analyzer: FaceAnalyzer, image: np.ndarray, *, what: str) -> np.ndarray:
@@ -51,9 +52,11 @@ def reference_embeddings(analyzer: FaceAnalyzer, path: str | Path) -> np.ndarray
     """
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        from ..io.sequences import IMAGE_EXTENSIONS
+
+        files = sorted(p for p in path.iterdir() if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS)
         if not files:
-            raise MediaError(f"no reference images in {path} (looked for: {', '.join(IMAGE_SUFFIXES)})")
+            raise MediaError(f"no reference images in {path} (looked for: {', '.join(IMAGE_EXTENSIONS)})")
     elif path.is_file():
         files = [path]
     else:

@@ -10,6 +10,7 @@ TIFF, PNG) as ``uint16`` scaled to the full 16-bit range, half/float files (EXR)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -218,18 +219,25 @@ def _open_image(path: str) -> oiio.ImageInput:
     return inp
 
 
+@contextlib.contextmanager
+def _image_errors(path: str) -> Iterator[None]:
+    """Turn whatever OpenImageIO raises (assorted exception types) into a one-line MediaError."""
+    try:
+        yield
+    except MediaError:
+        raise
+    except Exception as exc:
+        raise MediaError(f"cannot read image {path}: {_one_line(exc)}; is the file complete?") from exc
+
+
 def _read_header(path: str) -> oiio.ImageSpec:
     """The spec (size, channels, pixel type, attributes) of an image file; pixels are not read."""
-    try:
+    with _image_errors(path):
         inp = _open_image(path)
         try:
             return inp.spec()
         finally:
             inp.close()
-    except MediaError:
-        raise
-    except Exception as exc:  # OIIO raises assorted exception types
-        raise MediaError(f"cannot read image {path}: {_one_line(exc)}; is the file complete?") from exc
 
 
 def read_image(path: str) -> tuple[np.ndarray, str]:
@@ -247,7 +255,7 @@ def read_image(path: str) -> tuple[np.ndarray, str]:
     Raises:
         MediaError: the file is missing, truncated or not an image OpenImageIO reads.
     """
-    try:
+    with _image_errors(path):
         inp = _open_image(path)
         try:
             spec = inp.spec()
@@ -259,10 +267,6 @@ def read_image(path: str) -> tuple[np.ndarray, str]:
                                  "is the file complete?")
         finally:
             inp.close()
-    except MediaError:
-        raise
-    except Exception as exc:  # OIIO raises assorted exception types
-        raise MediaError(f"cannot read image {path}: {_one_line(exc)}; is the file complete?") from exc
     if pixels.ndim != 3:
         raise MediaError(f"cannot read image {path}: {pixels.ndim - 1}-D images are not supported")
     if channels == 1:
