@@ -82,7 +82,7 @@ def _run_faceset_info(args: argparse.Namespace) -> int:
         print(json.dumps(s, indent=2))
         return EXIT_OK
     print(f"faceset   {s['path']}")
-    print(f"faces     {s['faces']} in {s['frames']} frames, {s['tracks']} tracks")
+    print(f"faces     {s['faces']} in {s['frames']} frames, {s['tracks']} track{'' if s['tracks'] == 1 else 's'}")
     print(f"crops     {', '.join(map(str, s['sizes'])) or '-'} px, {', '.join(s['face_types']) or '-'}"
           f"{'; ' + str(s['missing_crops']) + ' crop files missing' if s['missing_crops'] else ''}")
     print(f"backend   {', '.join(s['backends']) or '-'}")

@@ -85,7 +85,7 @@ class TestExtractMovie:
         summary = json.loads(result.stdout)
         assert summary["faces"] == 72 and summary["tracks"] == 1 and summary["missing_crops"] == 0
         text = vfxswap("faceset", "info", reference_faceset)
-        assert text.returncode == 0 and "72 in 72 frames, 1 tracks" in text.stdout
+        assert text.returncode == 0 and "72 in 72 frames, 1 track\n" in text.stdout
 
     def test_an_existing_faceset_is_not_overwritten(self, reference_faceset):
         before = _file_state(reference_faceset)
