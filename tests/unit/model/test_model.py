@@ -1,0 +1,142 @@
+import dataclasses
+import json
+import os
+import pickle
+
+import pytest
+import torch
+
+from vfxswap.errors import ConfigError, ModelError
+from vfxswap.model.autoencoder import FaceSwapModel, SwapPath, flops_per_face
+from vfxswap.model.card import FORMAT_VERSION, ModelCard
+from vfxswap.model.checkpoint import load_model, load_train_state, save_model_dir
+
+
+class TestModelCard:
+    def test_round_trip(self):
+        card = ModelCard.from_preset("gpu", arch="liae", resolution=96, face_type="full")
+        assert ModelCard.from_json(card.to_json()) == card
+
+    @pytest.mark.parametrize("bad", [dict(resolution=72), dict(resolution=1024), dict(arch="sae"),
+                                     dict(face_type="chin"), dict(ae_dims=0)])
+    def test_invalid_settings(self, bad):
+        with pytest.raises(ConfigError):
+            ModelCard(**bad)
+
+    def test_newer_format_is_refused(self):
+        data = json.loads(ModelCard().to_json())
+        data["format_version"] = FORMAT_VERSION + 1
+        with pytest.raises(ModelError, match="newer than this vfxswap reads"):
+            ModelCard.from_json(json.dumps(data))
+
+    def test_unknown_fields_and_garbage_are_refused(self):
+        data = json.loads(ModelCard().to_json())
+        data["optimizer"] = "sgd"
+        with pytest.raises(ModelError, match="unknown fields"):
+            ModelCard.from_json(json.dumps(data))
+        with pytest.raises(ModelError, match="not valid JSON"):
+            ModelCard.from_json("{not json")
+
+
+class TestFaceSwapModel:
+    @pytest.mark.parametrize("arch", ["df", "liae"])
+    @pytest.mark.parametrize("mask_head", [True, False])
+    def test_shapes_and_ranges(self, arch, mask_head):
+        card = ModelCard(arch=arch, resolution=64, mask_head=mask_head)
+        model = FaceSwapModel(card)
+        x = torch.rand(2, 3, 64, 64)
+        for side in ("src", "dst", "swap"):
+            rgb, mask = model(x, side)
+            assert rgb.shape == (2, 3, 64, 64) and 0 <= rgb.min() and rgb.max() <= 1
+            assert (mask is None) == (not mask_head)
+            if mask_head:
+                assert mask.shape == (2, 1, 64, 64)
+        out = model.train_outputs(x, x)
+        assert out["src_rgb"].shape == out["dst_rgb"].shape == (2, 3, 64, 64)
+        rgb, mask = SwapPath(model)(x)
+        assert mask.shape == (2, 1, 64, 64)
+
+    def test_train_outputs_match_the_per_side_paths(self):
+        model = FaceSwapModel(ModelCard(arch="liae", resolution=64)).eval()
+        src, dst = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+        out = model.train_outputs(src, dst)
+        torch.testing.assert_close(out["src_rgb"], model(src, "src")[0])
+        torch.testing.assert_close(out["dst_rgb"], model(dst, "dst")[0])
+
+    def test_cpu_preset_is_under_one_gflop_at_128(self):
+        assert flops_per_face(FaceSwapModel(ModelCard.from_preset("cpu", resolution=128))) < 1e9
+        assert flops_per_face(FaceSwapModel(ModelCard.from_preset("gpu", resolution=128))) > 10e9
+
+
+@pytest.fixture()
+def model_dir(tmp_path):
+    card = ModelCard(resolution=64, steps=7)
+    model = FaceSwapModel(card)
+    state = {"format": "vfxswap-train-state", "step": 7, "model": model.state_dict()}
+    save_model_dir(tmp_path / "m", model, card, train_state=state)
+    return tmp_path / "m", model
+
+
+class TestCheckpoint:
+    def test_round_trip(self, model_dir):
+        path, model = model_dir
+        loaded, card = load_model(path)
+        assert card.steps == 7 and not loaded.training
+        for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+            assert torch.equal(a, b), k
+        assert load_train_state(path)["step"] == 7
+        assert not [p for p in path.iterdir() if p.name.startswith(".tmp-")]
+
+    def test_fp16_weights_load_as_float32(self, tmp_path):
+        card = ModelCard(resolution=64)
+        model = FaceSwapModel(card)
+        save_model_dir(tmp_path / "m", model, card, weights_dtype=torch.float16)
+        assert (tmp_path / "m" / "weights.safetensors").stat().st_size < sum(
+            p.numel() for p in model.parameters()) * 2.2
+        loaded, _ = load_model(tmp_path / "m")
+        assert next(loaded.parameters()).dtype == torch.float32
+
+    def test_pickle_payload_in_train_state_is_not_executed(self, model_dir, tmp_path):
+        path, _ = model_dir
+        marker = tmp_path / "pwned"
+
+        class Payload:
+            def __reduce__(self):
+                return (os.system, (f"touch {marker}",))
+
+        with open(path / "train_state.pt", "wb") as f:
+            pickle.dump({"format": "vfxswap-train-state", "x": Payload()}, f)
+        with pytest.raises(ModelError, match="not a vfxswap training state"):
+            load_train_state(path)
+        assert not marker.exists()
+
+    def test_torch_save_of_an_object_is_refused(self, model_dir, tmp_path):
+        path, _ = model_dir
+        torch.save({"format": "vfxswap-train-state", "card": ModelCard()}, path / "train_state.pt")
+        with pytest.raises(ModelError, match="only plain tensors"):
+            load_train_state(path)
+
+    def test_pickle_pretending_to_be_weights(self, model_dir):
+        path, _ = model_dir
+        with open(path / "weights.safetensors", "wb") as f:
+            pickle.dump({"encoder": [1, 2, 3]}, f)
+        with pytest.raises(ModelError, match="not a valid safetensors file"):
+            load_model(path)
+
+    def test_truncated_weights(self, model_dir):
+        path, _ = model_dir
+        data = (path / "weights.safetensors").read_bytes()
+        (path / "weights.safetensors").write_bytes(data[: len(data) // 2])
+        with pytest.raises(ModelError, match="not a valid safetensors file"):
+            load_model(path)
+
+    def test_wrong_shapes(self, model_dir):
+        path, _ = model_dir
+        card = ModelCard.load(path)
+        (path / "card.json").write_text(dataclasses.replace(card, ae_dims=64).to_json())
+        with pytest.raises(ModelError, match="does not match its card.json"):
+            load_model(path)
+
+    def test_missing_model(self, tmp_path):
+        with pytest.raises(ModelError, match="card.json is missing"):
+            load_model(tmp_path)

@@ -1,0 +1,140 @@
+"""The training loop end to end on real facesets: loss falls, resume is bit-exact, saves survive kills."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vfxswap.errors import ModelError, OutputError
+from vfxswap.model.checkpoint import load_model, load_train_state
+from vfxswap.train.loop import TrainConfig, train
+
+
+def _config(src, dst, out, **kw) -> TrainConfig:
+    base = dict(src=str(src), dst=str(dst), output=str(out), resolution=64, batch_size=8, iterations=20,
+                save_every=10, preview_every=0, lr=1e-3, seed=3, workers=2)
+    return TrainConfig(**{**base, **kw})
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(folder / "weights.safetensors"))
+
+
+class TestTrain:
+    def test_loss_falls_and_outputs_are_written(self, src_faceset, dst_faceset, tmp_path):
+        totals: list[float] = []
+        report = train(_config(src_faceset, dst_faceset, tmp_path / "m", iterations=40, preview_every=20),
+                       progress=lambda done, total, losses: totals.append(losses["total"]))
+        assert report.steps == 40 and len(totals) == 40
+        assert np.mean(totals[-5:]) < 0.8 * np.mean(totals[:5])
+        model, card = load_model(tmp_path / "m")
+        assert card.steps == 40 and card.resolution == 64
+        assert sorted(p.name for p in (tmp_path / "m" / "previews").iterdir()) == ["00000020.png", "00000040.png"]
+        lines = (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()
+        assert len(lines) == 4 and all("total" in line for line in lines)
+        assert 0 <= report.data_wait_fraction < 1
+
+    def test_resume_reproduces_the_uninterrupted_run(self, src_faceset, dst_faceset, tmp_path):
+        train(_config(src_faceset, dst_faceset, tmp_path / "straight", iterations=20))
+        train(_config(src_faceset, dst_faceset, tmp_path / "stopped", iterations=10))
+        train(_config(src_faceset, dst_faceset, tmp_path / "stopped", iterations=20, resume=True))
+        a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "stopped")
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        sa, sb = load_train_state(tmp_path / "straight"), load_train_state(tmp_path / "stopped")
+        assert sa["step"] == sb["step"] == 20
+        for ka, kb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
+            assert torch.equal(ka["exp_avg"], kb["exp_avg"]) and torch.equal(ka["exp_avg_sq"], kb["exp_avg_sq"])
+
+    def test_an_existing_model_is_not_overwritten(self, src_faceset, dst_faceset, tmp_path):
+        train(_config(src_faceset, dst_faceset, tmp_path / "m", iterations=2, save_every=2))
+        before = (tmp_path / "m" / "weights.safetensors").read_bytes()
+        with pytest.raises(OutputError, match="--resume"):
+            train(_config(src_faceset, dst_faceset, tmp_path / "m", iterations=4))
+        assert (tmp_path / "m" / "weights.safetensors").read_bytes() == before
+
+    def test_nan_stops_with_a_clear_error_and_keeps_the_checkpoint(self, src_faceset, dst_faceset, tmp_path):
+        out = tmp_path / "m"
+        train(_config(src_faceset, dst_faceset, out, iterations=2, save_every=2))
+        state = load_train_state(out)
+        for k, v in state["model"].items():
+            if k.endswith("weight") and v.is_floating_point():
+                v.fill_(math.nan)
+                break
+        torch.save(state, out / "train_state.pt")
+        kept = (out / "weights.safetensors").read_bytes()
+        with pytest.raises(ModelError, match="loss became nan at step 3.*step 2"):
+            train(_config(src_faceset, dst_faceset, out, iterations=4, resume=True))
+        assert (out / "weights.safetensors").read_bytes() == kept
+
+
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "vfxswap.cli", *map(str, args)]
+
+
+class TestTrainCli:
+    def test_kill_during_saves_never_leaves_an_unloadable_model(self, src_faceset, dst_faceset, tmp_path):
+        out = tmp_path / "m"
+        cmd = _cli("train", "--src", src_faceset, "--dst", dst_faceset, "-o", out, "--resolution", "64",
+                   "--batch-size", "2", "--iterations", "100000", "--save-every", "1", "--preview-every", "0",
+                   "--progress", "none")
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        kills = 0
+        try:
+            deadline = time.monotonic() + 90
+            while not (out / "card.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            rng = np.random.default_rng(0)
+            while kills < 6 and time.monotonic() < deadline:
+                time.sleep(float(rng.uniform(0.05, 0.6)))  # saves happen every step: land anywhere in one
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                model, card = load_model(out)  # loadable after every kill
+                state = load_train_state(out)
+                assert state["step"] >= 1 and card.steps >= 1
+                proc = subprocess.Popen(cmd + ["--resume"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                while proc.poll() is None and load_train_state(out)["step"] == state["step"] and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.wait()
+        assert kills == 6
+
+    def test_sigterm_saves_and_exits_130(self, src_faceset, dst_faceset, tmp_path):
+        out = tmp_path / "m"
+        proc = subprocess.Popen(_cli("train", "--src", src_faceset, "--dst", dst_faceset, "-o", out,
+                                     "--resolution", "64", "--batch-size", "2", "--iterations", "100000",
+                                     "--save-every", "100000", "--preview-every", "0", "--progress", "plain"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (out / "metrics.jsonl").exists():
+            time.sleep(0.05)
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        assert load_train_state(out)["step"] > 0
+
+    def test_malicious_train_state_is_refused_on_resume(self, src_faceset, dst_faceset, tmp_path):
+        out = tmp_path / "m"
+        train(_config(src_faceset, dst_faceset, out, iterations=1, save_every=1))
+        marker = tmp_path / "pwned"
+        payload = (b"\x80\x04\x95" + b"\x00" * 8 + b"\x8c\x02os\x8c\x06system\x93\x8c"
+                   + bytes([len(f"touch {marker}")]) + f"touch {marker}".encode() + b"\x85R.")
+        (out / "train_state.pt").write_bytes(payload)
+        result = subprocess.run(_cli("train", "--src", src_faceset, "--dst", dst_faceset, "-o", out,
+                                     "--iterations", "2", "--resume"), capture_output=True, text=True)
+        assert result.returncode == 3 and "Traceback" not in result.stderr
+        assert result.stderr.count("\n") == 1 and "not a vfxswap training state" in result.stderr
+        assert not marker.exists()

@@ -1,0 +1,1 @@
+"""The dual-decoder face-swap model: ModelCard, network, checkpoints (import torch lazily via these modules)."""

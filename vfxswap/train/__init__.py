@@ -1,0 +1,1 @@
+"""Training: face data and augmentation, losses, the training loop."""
