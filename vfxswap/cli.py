@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import traceback
@@ -118,6 +119,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--color-transfer", action="store_true", help="recolour src faces toward dst colours while training")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: cuda when available")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="bf16", help="mixed precision on CUDA (default bf16)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="NHWC memory layout (default: on with CUDA, off on CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the training step (for CUDA)")
     p.add_argument("--resume", action="store_true", help="continue the run in MODEL")
     p.add_argument("--progress", choices=["auto", "bar", "plain", "none"], default="auto")
     p.set_defaults(run=_run_train)
@@ -132,12 +136,39 @@ def _run_train(args: argparse.Namespace) -> int:
         face_type=args.face_type, arch=args.arch, preset=args.preset, batch_size=args.batch_size, lr=args.lr,
         clip_grad=args.clip_grad, save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
         workers=args.workers, color_transfer=args.color_transfer, device=args.device, amp=args.amp,
-        resume=args.resume)
+        channels_last=args.channels_last, compile=args.compile, resume=args.resume, distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1)  # set by torchrun
     with Progress(args.progress, unit="steps") as progress:
         report = train(config, progress=lambda done, total, losses: progress(done, total))
     losses = "  ".join(f"{k} {v:.4f}" for k, v in report.losses.items())
+    if os.environ.get("RANK", "0") != "0":
+        return EXIT_OK  # under torchrun, rank 0 reports
     print(f"trained to step {report.steps} in {report.seconds:.1f} s ({report.steps_per_second:.2f} steps/s, "
           f"{100 * report.data_wait_fraction:.0f}% waiting for data) -> {report.output}; {losses}", flush=True)
+    return EXIT_OK
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model for ONNX Runtime, Nuke, DeepFaceLive or FaceFusion",
+                       description="Export a model's swap path: onnx (MODEL/export/swap.onnx, NCHW RGB), "
+                                   "torchscript (MODEL/export/swap.torchscript.pt, RGBA out, for Nuke's "
+                                   "CatFileCreator) or dfm (MODEL/export/model.dfm, NHWC BGR, for DeepFaceLive "
+                                   "and FaceFusion). Each file is checked against PyTorch before it is written.")
+    p.add_argument("model", metavar="MODEL", help="model folder (card.json + weights.safetensors)")
+    p.add_argument("--format", choices=["onnx", "torchscript", "dfm"], default="onnx", help="default onnx")
+    p.add_argument("-o", "--output", metavar="PATH", help="file to write (default: inside MODEL/export/)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset for onnx and dfm (default 17)")
+    p.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip running the exported file against PyTorch")
+    p.set_defaults(run=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .model.export import export_model
+
+    report = export_model(args.model, format=args.format, out=args.output, opset=args.opset, check=args.check)
+    checked = (f"max abs diff {report.max_abs_diff:.2g} vs PyTorch" if report.max_abs_diff is not None
+               else "not checked")
+    print(f"exported {report.format} -> {report.path} ({checked})", flush=True)
     return EXIT_OK
 
 
@@ -154,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract(sub)
     _add_faceset(sub)
     _add_train(sub)
+    _add_export(sub)
     return parser
 
 

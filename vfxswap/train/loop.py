@@ -4,6 +4,11 @@ Bit-for-bit resume: batch ``k`` is built from ``(seed, k)`` alone (see :class:`P
 model is initialised from ``seed``, and the optimizer state and step are restored from
 ``train_state.pt``; a run stopped and resumed at any saved step ends with the same weights as one
 that never stopped (on the same machine, thread count and library versions).
+
+Multi-GPU: started by ``torchrun`` (``TrainConfig.distributed``), each process trains a
+DistributedDataParallel replica on its own deterministic shard of every step (seed offset by rank);
+gradients are averaged, so the global batch is ``batch_size * world_size`` per side. Rank 0 alone
+writes checkpoints, metrics and previews. NCCL on CUDA, gloo on the CPU.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -57,6 +62,9 @@ class TrainConfig:
         color_transfer: recolour src faces toward dst colours (rct) during training.
         device: ``cpu``, ``cuda`` or ``auto``.
         amp: mixed precision on CUDA (``bf16``/``fp16``/``off``); ignored on CPU (no native bf16 here).
+        channels_last: NHWC memory layout; ``None`` = on for CUDA, off on CPU (it gains nothing there).
+        compile: ``torch.compile`` the training step (helps on CUDA; slows training on this kind of CPU).
+        distributed: join the process group ``torchrun`` set up (one process per GPU, or several on CPU).
     """
 
     src: str
@@ -79,6 +87,9 @@ class TrainConfig:
     color_transfer: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["off", "bf16", "fp16"] = "bf16"
+    channels_last: bool | None = None
+    compile: bool = False
+    distributed: bool = False
 
     def __post_init__(self) -> None:
         for name in ("iterations", "batch_size", "save_every", "workers"):
@@ -131,9 +142,20 @@ def _autocast(device: torch.device, amp: str):
     return torch.autocast("cuda", dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
 
 
-def step_losses(model: FaceSwapModel, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The loss terms of one step (``total`` is what is minimised)."""
-    out = model.train_outputs(batch["src_in"], batch["dst_in"])
+class TrainStep(torch.nn.Module):
+    """``forward(src, dst)`` = :meth:`FaceSwapModel.train_outputs`, so DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: FaceSwapModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, src: torch.Tensor, dst: torch.Tensor) -> dict[str, torch.Tensor | None]:
+        return self.model.train_outputs(src, dst)
+
+
+def step_losses(step: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The loss terms of one step (``total`` is what is minimised); ``step`` is a :class:`TrainStep`."""
+    out = step(batch["src_in"], batch["dst_in"])
     losses = {
         "src": reconstruction_loss(out["src_rgb"], batch["src_target"], batch["src_mask"], batch["src_weight"]),
         "dst": reconstruction_loss(out["dst_rgb"], batch["dst_target"], batch["dst_mask"], batch["dst_weight"]),
@@ -162,7 +184,16 @@ class _Run:
         self.config = config
         self.root = Path(config.output)
         self.device = resolve_device(config.device)
-        torch.manual_seed(config.seed)
+        self.rank, self.world = 0, 1
+        if config.distributed:
+            import torch.distributed as dist
+
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+            if self.device.type == "cuda":
+                self.device = torch.device("cuda", self.rank % torch.cuda.device_count())
+                torch.cuda.set_device(self.device)
+        torch.manual_seed(config.seed)  # the same initial weights on every rank
         if config.resume:
             state = load_train_state(self.root)
             self.card = ModelCard.load(self.root)
@@ -172,7 +203,7 @@ class _Run:
             except (RuntimeError, KeyError) as exc:
                 raise ModelError(f"{self.root / 'train_state.pt'} does not match card.json: {str(exc).splitlines()[0]}") from None
             self.step = int(state["step"])
-        else:
+        else:  # DistributedDataParallel broadcasts rank 0's initial weights to the other ranks
             if (self.root / "card.json").exists():
                 raise OutputError(f"{self.root} already holds a model: pass --resume to continue it, "
                                   "or choose a new output folder")
@@ -181,7 +212,18 @@ class _Run:
             self.model = FaceSwapModel(self.card)
             self.step = 0
             state = None
+        self.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cuda"
         self.model.to(self.device).train()
+        if self.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.step_module: torch.nn.Module = TrainStep(self.model)
+        if config.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.step_module = DistributedDataParallel(
+                self.step_module, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if config.compile:
+            self.step_module = torch.compile(self.step_module)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                            foreach=True)
         if state is not None:
@@ -192,17 +234,18 @@ class _Run:
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and config.amp == "fp16")
         src = FaceBank(config.src, resolution=self.card.resolution, face_type=self.card.face_type)
         dst = FaceBank(config.dst, resolution=self.card.resolution, face_type=self.card.face_type)
-        self.batches = PairBatches(src, dst, batch_size=config.batch_size, seed=config.seed,
+        self.batches = PairBatches(src, dst, batch_size=config.batch_size, seed=config.seed + 1_000_003 * self.rank,
                                    color_transfer=config.color_transfer, workers=config.workers)
         self.last_saved = self.step
 
     def to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        return {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        layout = torch.channels_last if self.channels_last else torch.contiguous_format
+        return {k: v.to(self.device, non_blocking=True).contiguous(memory_format=layout) for k, v in batch.items()}
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         self.optimizer.zero_grad(set_to_none=True)
         with _autocast(self.device, self.config.amp):
-            losses = step_losses(self.model, batch)
+            losses = step_losses(self.step_module, batch)
         total = losses["total"]
         if not torch.isfinite(total):
             raise ModelError(f"the loss became {total.item()} at step {self.step + 1}; the last good checkpoint "
@@ -217,6 +260,9 @@ class _Run:
         return {k: float(v.detach()) for k, v in losses.items()}
 
     def save(self) -> None:
+        if self.rank > 0:
+            self.last_saved = self.step
+            return
         state = {"format": STATE_FORMAT, "step": self.step, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "torch_rng": torch.get_rng_state(),
                  "seed": self.config.seed}
@@ -225,6 +271,8 @@ class _Run:
         self.last_saved = self.step
 
     def write_preview(self) -> None:
+        if self.rank > 0:
+            return
         grid = preview_grid(self.model, self.to_device(self.batches.batch(0)))  # a fixed set of faces
         folder = self.root / PREVIEWS
         folder.mkdir(parents=True, exist_ok=True)
@@ -233,6 +281,23 @@ class _Run:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
             raise OutputError(f"cannot write preview {tmp}")
         tmp.replace(path)
+
+
+def _open_metrics(path: Path, step: int):
+    """``metrics.jsonl`` for appending, holding only the lines of steps <= ``step`` (the resumed one):
+    lines a killed run logged after its last save, or a fresh run's predecessor left, are dropped."""
+    kept = []
+    if step > 0 and path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line + "\n")
+            except (ValueError, KeyError, TypeError):
+                continue
+    f = open(path, "w", encoding="utf-8")
+    f.write("".join(kept))
+    f.flush()
+    return f
 
 
 def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainReport:
@@ -250,7 +315,7 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
     start = time.perf_counter()
     try:
         run.root.mkdir(parents=True, exist_ok=True)
-        metrics = open(run.root / METRICS, "a", encoding="utf-8")
+        metrics = _open_metrics(run.root / METRICS, run.step) if run.rank == 0 else open(os.devnull, "w")
     except OSError as exc:
         raise OutputError(f"cannot write to model folder {run.root}: {exc.strerror}") from None
     batches = run.batches.iterate(run.step, config.iterations)
@@ -265,7 +330,7 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
                 metrics.write(json.dumps({"step": run.step, **{k: round(v, 6) for k, v in losses.items()},
                                           "it_s": round((run.step - first) / elapsed, 3)}) + "\n")
                 metrics.flush()
-            if progress is not None:
+            if progress is not None and run.rank == 0:
                 progress(run.step, config.iterations, losses)
             if config.preview_every and run.step % config.preview_every == 0:
                 run.write_preview()
@@ -281,6 +346,10 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
     finally:
         getattr(batches, "close", lambda: None)()
         metrics.close()
+        if config.distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
     seconds = time.perf_counter() - start
     return TrainReport(output=str(run.root), first_step=first, steps=run.step, seconds=seconds, losses=losses,
                        data_wait_fraction=waited / seconds if seconds > 0 else 0.0)

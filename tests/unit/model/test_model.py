@@ -2,6 +2,7 @@ import dataclasses
 import json
 import os
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -140,3 +141,14 @@ class TestCheckpoint:
     def test_missing_model(self, tmp_path):
         with pytest.raises(ModelError, match="card.json is missing"):
             load_model(tmp_path)
+
+
+def test_the_shipped_demo_model_loads_and_swaps():
+    demo = Path(__file__).resolve().parents[3] / "samples" / "demo_model"
+    model, card = load_model(demo)
+    assert card.steps > 0 and card.resolution == 64 and card.face_type == "whole_face"
+    assert (demo / "weights.safetensors").stat().st_size < 4 * 1024 * 1024  # float16, a few MB
+    with torch.no_grad():
+        rgb, mask = model(torch.rand(2, 3, 64, 64), "swap")
+    assert rgb.shape == (2, 3, 64, 64) and mask.shape == (2, 1, 64, 64)
+    assert torch.isfinite(rgb).all() and torch.isfinite(mask).all()

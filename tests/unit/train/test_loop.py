@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
@@ -17,6 +18,9 @@ from safetensors.torch import load_file
 from vfxswap.errors import ModelError, OutputError
 from vfxswap.model.checkpoint import load_model, load_train_state
 from vfxswap.train.loop import TrainConfig, train
+
+
+TOOLS = Path(__file__).resolve().parents[3] / "tools"
 
 
 def _config(src, dst, out, **kw) -> TrainConfig:
@@ -42,6 +46,13 @@ class TestTrain:
         lines = (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()
         assert len(lines) == 4 and all("total" in line for line in lines)
         assert 0 <= report.data_wait_fraction < 1
+        plot = subprocess.run([sys.executable, str(TOOLS / "plot_losses.py"), str(tmp_path / "m")],
+                              capture_output=True, text=True)
+        assert plot.returncode == 0, plot.stderr
+        import cv2
+
+        chart = cv2.imread(str(tmp_path / "m" / "losses.png"))
+        assert chart.shape == (540, 960, 3) and (chart < 200).any()  # curves drawn on white
 
     def test_resume_reproduces_the_uninterrupted_run(self, src_faceset, dst_faceset, tmp_path):
         train(_config(src_faceset, dst_faceset, tmp_path / "straight", iterations=20))
@@ -50,6 +61,8 @@ class TestTrain:
         a, b = _weights(tmp_path / "straight"), _weights(tmp_path / "stopped")
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a)
+        logged = [json.loads(line)["step"] for line in (tmp_path / "stopped" / "metrics.jsonl").read_text().splitlines()]
+        assert logged == [10, 20]  # one line per logged step across the stop
         sa, sb = load_train_state(tmp_path / "straight"), load_train_state(tmp_path / "stopped")
         assert sa["step"] == sb["step"] == 20
         for ka, kb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
@@ -75,6 +88,23 @@ class TestTrain:
         with pytest.raises(ModelError, match="loss became nan at step 3.*step 2"):
             train(_config(src_faceset, dst_faceset, out, iterations=4, resume=True))
         assert (out / "weights.safetensors").read_bytes() == kept
+
+
+    def test_channels_last_trains_the_same_model(self, src_faceset, dst_faceset, tmp_path):
+        a = train(_config(src_faceset, dst_faceset, tmp_path / "a", iterations=3, save_every=3))
+        b = train(_config(src_faceset, dst_faceset, tmp_path / "b", iterations=3, save_every=3, channels_last=True))
+        assert a.losses.keys() == b.losses.keys()
+        assert all(abs(a.losses[k] - b.losses[k]) < 1e-3 * max(1.0, abs(a.losses[k])) for k in a.losses)
+
+
+@pytest.mark.gpu
+def test_cuda_amp_channels_last_and_compile(src_faceset, dst_faceset, tmp_path):
+    for amp in ("bf16", "fp16"):
+        report = train(_config(src_faceset, dst_faceset, tmp_path / amp, iterations=6, save_every=6, device="cuda",
+                               amp=amp, compile=amp == "bf16"))
+        assert all(math.isfinite(v) for v in report.losses.values())
+        model, card = load_model(tmp_path / amp)
+        assert card.steps == 6
 
 
 def _cli(*args) -> list[str]:
@@ -138,3 +168,19 @@ class TestTrainCli:
         assert result.returncode == 3 and "Traceback" not in result.stderr
         assert result.stderr.count("\n") == 1 and "not a vfxswap training state" in result.stderr
         assert not marker.exists()
+
+
+def test_torchrun_two_cpu_processes_with_gloo(src_faceset, dst_faceset, tmp_path):
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "-m", "vfxswap.cli", "train", "--src", str(src_faceset), "--dst", str(dst_faceset), "-o", str(out),
+         "--resolution", "64", "--batch-size", "4", "--iterations", "12", "--save-every", "6",
+         "--preview-every", "0", "--lr", "1e-3", "--progress", "plain"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("trained to step 12") == 1  # rank 0 reports, rank 1 stays quiet
+    model, card = load_model(out)
+    assert card.steps == 12 and load_train_state(out)["step"] == 12
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 12]  # written by rank 0 only
