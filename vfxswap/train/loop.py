@@ -184,12 +184,12 @@ class _Run:
         self.config = config
         self.root = Path(config.output)
         self.device = resolve_device(config.device)
-        self.rank, self.world = 0, 1
+        self.rank = 0
         if config.distributed:
             import torch.distributed as dist
 
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-            self.rank, self.world = dist.get_rank(), dist.get_world_size()
+            self.rank = dist.get_rank()
             if self.device.type == "cuda":
                 self.device = torch.device("cuda", self.rank % torch.cuda.device_count())
                 torch.cuda.set_device(self.device)
@@ -231,6 +231,8 @@ class _Run:
                 self.optimizer.load_state_dict(state["optimizer"])
             except (ValueError, KeyError) as exc:
                 raise ModelError(f"{self.root / 'train_state.pt'} has an unusable optimizer state: {exc}") from None
+            for group in self.optimizer.param_groups:  # --lr given on resume wins over the saved one
+                group["lr"] = config.lr
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and config.amp == "fp16")
         src = FaceBank(config.src, resolution=self.card.resolution, face_type=self.card.face_type)
         dst = FaceBank(config.dst, resolution=self.card.resolution, face_type=self.card.face_type)

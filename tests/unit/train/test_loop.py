@@ -68,6 +68,11 @@ class TestTrain:
         for ka, kb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
             assert torch.equal(ka["exp_avg"], kb["exp_avg"]) and torch.equal(ka["exp_avg_sq"], kb["exp_avg_sq"])
 
+    def test_lr_given_on_resume_is_used(self, src_faceset, dst_faceset, tmp_path):
+        train(_config(src_faceset, dst_faceset, tmp_path / "m", iterations=2, save_every=2))
+        train(_config(src_faceset, dst_faceset, tmp_path / "m", iterations=3, save_every=3, resume=True, lr=5e-5))
+        assert load_train_state(tmp_path / "m")["optimizer"]["param_groups"][0]["lr"] == 5e-5
+
     def test_an_existing_model_is_not_overwritten(self, src_faceset, dst_faceset, tmp_path):
         train(_config(src_faceset, dst_faceset, tmp_path / "m", iterations=2, save_every=2))
         before = (tmp_path / "m" / "weights.safetensors").read_bytes()
