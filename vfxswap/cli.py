@@ -172,6 +172,63 @@ def _run_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    from .progress import PROGRESS_MODES
+
+    p = sub.add_parser("convert", help="swap the faces of a plate with a trained model",
+                       description="Decode a plate, find and track faces, swap them through the model, colour-match, "
+                                   "blend and encode. Audio, timecode and frame count are kept.")
+    p.add_argument("input", help="movie, image-sequence pattern (shot.####.exr) or folder")
+    p.add_argument("-m", "--model", required=True, help="trained model folder")
+    p.add_argument("-o", "--output", required=True, help="movie path or image-sequence pattern (out.####.exr)")
+    p.add_argument("--faces", choices=["all", "largest", "reference"], default="all", help="faces to swap (default all)")
+    p.add_argument("--reference", metavar="IMAGE", help="swap only this person (image or folder of images)")
+    p.add_argument("--identity-threshold", type=float, default=None, metavar="D")
+    p.add_argument("--every", type=int, default=5, metavar="N", help="detect every Nth frame (default 5)")
+    p.add_argument("--min-size", type=int, default=64, metavar="PX", help="smallest face swapped (default 64)")
+    p.add_argument("--detect-scale", type=float, default=None, metavar="S")
+    p.add_argument("--smooth", type=int, default=3, metavar="N", help="temporal smoothing radius in frames (default 3)")
+    p.add_argument("--color", default="rct", help="colour match: rct, lct, mkl, idt, sot, hist, none (default rct)")
+    p.add_argument("--color-smooth", type=int, default=1, metavar="N", help="average colour statistics over N frames")
+    p.add_argument("--mask", choices=["hull", "learned", "learned*hull"], default="learned*hull")
+    p.add_argument("--erode", type=int, default=0, metavar="PX", help="erode (>0) / dilate (<0) the mask, crop pixels")
+    p.add_argument("--feather", type=int, default=8, metavar="PX", help="mask soft edge, crop pixels (default 8)")
+    p.add_argument("--blend", default="feather", help="feather, poisson or laplacian (default feather)")
+    p.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--batch", type=int, default=8, help="faces per model call (default 8)")
+    p.add_argument("--codec", default=None, help="libx264, libx265, prores_ks, dnxhd, ffv1 (default: the input's)")
+    p.add_argument("--frames", metavar="RANGE", help="frames to convert: 1001-1100, 1001-1100x2, 1001,1010-1012")
+    p.add_argument("--start-frame", type=int, default=1001, help="number of a movie's first frame (default 1001)")
+    p.add_argument("--skip-existing", action="store_true", help="sequence outputs: keep frames already written")
+    p.add_argument("--matte", metavar="PATH", help="write the blend mask as a movie or image sequence")
+    p.add_argument("--face-backend", choices=["dlib", "insightface"], default="dlib")
+    p.add_argument("--face-models", metavar="DIR", help="insightface model pack folder")
+    p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
+    p.set_defaults(run=_run_convert)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from .config import ConvertConfig
+    from .convert.api import convert
+    from .progress import Progress
+
+    config = ConvertConfig(
+        faces=args.faces, reference=args.reference, identity_threshold=args.identity_threshold, every=args.every,
+        min_size=args.min_size, detect_scale=args.detect_scale, smooth=args.smooth, color=args.color,
+        color_smooth=args.color_smooth, mask=args.mask, erode=args.erode, feather=args.feather, blend=args.blend,
+        backend=args.backend, device=args.device, batch=args.batch, codec=args.codec, frames=args.frames,
+        start_frame=args.start_frame, skip_existing=args.skip_existing, matte=args.matte,
+        face_backend=args.face_backend, face_models=args.face_models)
+    with Progress(args.progress) as progress:
+        report = convert(args.input, args.model, args.output, config, progress=progress)
+    stages = "  ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
+    print(f"converted {report.frames} frames ({report.frames_swapped} with {report.faces_swapped} faces swapped, "
+          f"{report.backend}) in {report.seconds:.1f} s, {report.frames_per_second:.1f} fps -> {report.output}\n"
+          f"stage time: {stages}", flush=True)
+    return EXIT_OK
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -185,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_extract(sub)
     _add_faceset(sub)
     _add_train(sub)
+    _add_convert(sub)
     _add_export(sub)
     return parser
 

@@ -71,3 +71,83 @@ class ExtractConfig:
         if self.backend == "dlib":
             return {"detector": self.detector}
         return {"face_models": self.face_models}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ConvertConfig:
+    """Settings of ``vfxswap convert``.
+
+    Attributes:
+        faces: which faces to swap: ``all``, ``largest`` (per frame) or ``reference`` (the person of
+            ``reference``; implied when ``reference`` is given).
+        reference: image or folder of images of the person to swap.
+        identity_threshold: largest identity distance to the reference; ``None``: the backend's default.
+        every: detect every Nth frame, track landmarks in between.
+        min_size: smallest face swapped (source pixels); also sets the detection proxy scale.
+        detect_scale: explicit detection proxy scale in (0, 1].
+        smooth: temporal smoothing radius in frames (centred window, zero lag); 0 disables.
+        color: colour-match method (``rct``, ``lct``, ``mkl``, ``idt``, ``sot``, ``hist``, ``none``).
+        color_smooth: frames over which colour-transfer statistics are averaged (1 = per frame).
+        mask: mask source: ``hull``, ``learned`` or ``learned*hull``.
+        erode: pixels (in the model's crop) to erode (> 0) or dilate (< 0) the mask.
+        feather: soft-edge width in crop pixels.
+        blend: ``feather``, ``poisson`` or ``laplacian``.
+        backend: runner (``auto``, ``torch``, ``onnxruntime``); device: ``auto``, ``cpu``, ``cuda``.
+        batch: faces per model call (micro-batching across frames).
+        codec: output codec (``None``: the input's codec family and bit depth).
+        start_frame: number of a movie's first frame (sequence outputs and ``frames`` use it).
+        frames: frame-range expression (``1001-1100``, ``1001-1100x2``, ``1001,1010-1012``) or ``None`` = all.
+        skip_existing: image-sequence outputs: leave frames already on disk.
+        matte: path (movie or sequence pattern) for the blend-mask pass, or ``None``.
+        face_backend, face_models: face-analysis backend and insightface pack folder.
+    """
+
+    faces: Literal["all", "largest", "reference"] = "all"
+    reference: str | None = None
+    identity_threshold: float | None = None
+    every: int = 5
+    min_size: int = 64
+    detect_scale: float | None = None
+    smooth: int = 3
+    color: str = "rct"
+    color_smooth: int = 1
+    mask: Literal["hull", "learned", "learned*hull"] = "learned*hull"
+    erode: int = 0
+    feather: int = 8
+    blend: str = "feather"
+    backend: Literal["auto", "torch", "onnxruntime"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch: int = 8
+    codec: str | None = None
+    start_frame: int = 1001
+    frames: str | None = None
+    skip_existing: bool = False
+    matte: str | None = None
+    face_backend: Literal["dlib", "insightface"] = "dlib"
+    face_models: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference and self.faces == "all":
+            object.__setattr__(self, "faces", "reference")
+        if self.faces not in ("all", "largest", "reference"):
+            raise ConfigError(f"--faces must be all, largest or reference, got {self.faces!r}")
+        if self.faces == "reference" and not self.reference:
+            raise ConfigError("--faces reference needs --reference IMAGE")
+        for name, low in (("every", 1), ("batch", 1), ("color_smooth", 1), ("smooth", 0), ("min_size", 0),
+                          ("feather", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
+        if self.mask not in ("hull", "learned", "learned*hull"):
+            raise ConfigError(f"--mask must be hull, learned or learned*hull, got {self.mask!r}")
+        if self.backend not in ("auto", "torch", "onnxruntime"):
+            raise ConfigError(f"--backend must be auto, torch or onnxruntime, got {self.backend!r}")
+        if self.detect_scale is not None and not 0.0 < self.detect_scale <= 1.0:
+            raise ConfigError(f"--detect-scale must be in (0, 1], got {self.detect_scale}")
+        if self.face_backend == "insightface" and not self.face_models:
+            raise ConfigError("the insightface backend needs --face-models DIR (a local model pack such as buffalo_l)")
+
+    def extract_view(self) -> ExtractConfig:
+        """The face-finding settings as an :class:`ExtractConfig` (shared proxy and analyzer logic)."""
+        return ExtractConfig(every=self.every, min_size=self.min_size, detect_scale=self.detect_scale,
+                             reference=self.reference, identity_threshold=self.identity_threshold,
+                             backend=self.face_backend, face_models=self.face_models)

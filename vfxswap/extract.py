@@ -28,7 +28,7 @@ from .faces.align import face_from_frame, warp_to_face
 from .faces.analysis import FaceAnalyzer, open_analyzer
 from .faces.faceset import FaceRecord, FacesetWriter
 from .faces.geometry import invert, scale_matrix, transform_points
-from .faces.identity import distance_to_references, reference_embeddings
+from .faces.identity import TrackIdentities, reference_embeddings
 from .faces.track import FaceTracker
 from .io import open_source, to_display_uint8
 from .types import Face, Frame
@@ -103,11 +103,8 @@ class _Extraction:
         self.config = config
         self.analyzer = analyzer
         self.source = source
-        self.references = references
-        self.threshold = config.identity_threshold or analyzer.identity_threshold
+        self.identities = TrackIdentities(analyzer, references, config.identity_threshold or analyzer.identity_threshold)
         self.tracker = FaceTracker(analyzer, first_id=writer.max_track(source) + 1)
-        self.embeddings: dict[int, np.ndarray] = {}
-        self.rejected_tracks: set[int] = set()
         self.next_index = writer.next_index
         self.counts = {"small": 0, "blurry": 0, "identity": 0, "faces": 0}
         self.tracks_written: set[int | None] = set()
@@ -118,22 +115,6 @@ class _Extraction:
             return self.tracker.track(image)
         return self.tracker.update_detections(image, detections)[0]
 
-    def _is_wanted(self, image: np.ndarray, face: Face) -> bool:
-        """Whether the face's track is the reference person (or everyone is wanted).
-
-        A track's embedding (the costly step, ~100 ms with dlib) is computed once, the first time
-        one of its faces is large enough to keep.
-        """
-        if face.track_id not in self.embeddings:
-            emb = self.analyzer.embed(image, face.landmarks)
-            self.embeddings[face.track_id] = emb
-            if self.references is not None:
-                d = distance_to_references(emb, self.references)
-                if d > self.threshold:
-                    self.rejected_tracks.add(face.track_id)
-                log.debug("track %s: identity distance %.3f (threshold %.3f)", face.track_id, d, self.threshold)
-        return face.track_id not in self.rejected_tracks
-
     def records_for(self, frame: Frame, image: np.ndarray, faces: list[Face]) -> list[tuple[np.ndarray, FaceRecord]]:
         out = []
         cfg = self.config
@@ -141,7 +122,7 @@ class _Extraction:
             if face.size < cfg.min_size:
                 self.counts["small"] += 1
                 continue
-            if not self._is_wanted(image, face):
+            if not self.identities.wanted(image, face):
                 self.counts["identity"] += 1
                 continue
             m = face_from_frame(face.landmarks, cfg.size, cfg.face_type)
@@ -153,7 +134,7 @@ class _Extraction:
             out.append((crop, FaceRecord(
                 index=self.next_index, source=self.source, file=frame.source, frame=frame.index,
                 track=face.track_id, box=face.box, landmarks=face.landmarks, face_from_frame=m,
-                size=cfg.size, face_type=cfg.face_type, embedding=self.embeddings.get(face.track_id),
+                size=cfg.size, face_type=cfg.face_type, embedding=self.identities.embeddings.get(face.track_id),
                 sharpness=sharp, score=face.score, backend=self.analyzer.name)))
             self.next_index += 1
             self.tracks_written.add(face.track_id)

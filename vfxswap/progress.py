@@ -6,11 +6,13 @@ calls into output and is used only by ``cli.py`` (and host integrations that wan
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Literal, TextIO
 
-ProgressMode = Literal["auto", "bar", "plain", "none"]
+ProgressMode = Literal["auto", "bar", "plain", "deadline", "openjd", "json", "none"]
+PROGRESS_MODES: tuple[str, ...] = ("auto", "bar", "plain", "deadline", "openjd", "json", "none")
 
 
 class Progress:
@@ -18,7 +20,9 @@ class Progress:
 
     Args:
         mode: ``bar`` (tqdm), ``plain`` (``Progress: 45% (32/72 frames)`` lines, at most one per whole
-            percent and per ``interval`` seconds), ``none``, or ``auto`` (bar on a TTY, else plain).
+            percent and per ``interval`` seconds), ``deadline`` (``Progress: 45%``, what Deadline's
+            stdout handler parses), ``openjd`` (``openjd_progress: 45``), ``json``
+            (``{"progress": 45, "done": 32, "total": 72}``), ``none``, or ``auto`` (bar on a TTY, else plain).
         unit: what is counted, for the messages.
     """
 
@@ -41,13 +45,22 @@ class Progress:
 
                 self._bar = tqdm(total=total or None, unit=f" {self.unit}", file=self.stream, dynamic_ncols=True)
             self._bar.update(done - self._bar.n)
-        elif self.mode == "plain":
+        elif self.mode != "none":
             percent = int(100 * done / total) if total else 0
             now = time.monotonic()
             if percent != self._last_percent and (now - self._last_time >= self.interval or done >= total):
                 self._last_percent, self._last_time = percent, now
-                self.stream.write(f"Progress: {percent}% ({done}/{total} {self.unit})\n")
+                self.stream.write(self._line(percent, done, total) + "\n")
                 self.stream.flush()
+
+    def _line(self, percent: int, done: int, total: int) -> str:
+        if self.mode == "deadline":
+            return f"Progress: {percent}%"
+        if self.mode == "openjd":
+            return f"openjd_progress: {percent}"
+        if self.mode == "json":
+            return json.dumps({"progress": percent, "done": done, "total": total})
+        return f"Progress: {percent}% ({done}/{total} {self.unit})"
 
     def close(self) -> None:
         if self._bar is not None:

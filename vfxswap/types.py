@@ -165,3 +165,59 @@ class AlignedFace:
 
     def __repr__(self) -> str:
         return f"AlignedFace(image={_shape(self.image)}, face_type={self.face_type!r}, face={self.face!r})"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class SwapResult:
+    """One swapped face.
+
+    Attributes:
+        aligned: the plate face in the model's crop (``image`` float32 RGB [0, 1] in the model's colour space).
+        swapped: ``(S, S, 3)`` float32 RGB in [0, 1], the model's output.
+        mask: ``(S, S)`` float32 in [0, 1], the model's learned mask (ones without a mask head).
+    """
+
+    aligned: AlignedFace
+    swapped: np.ndarray
+    mask: np.ndarray
+
+    def __post_init__(self) -> None:
+        s = self.aligned.size
+        _check_array("SwapResult.swapped", self.swapped, (s, s, 3))
+        _check_array("SwapResult.mask", self.mask, (s, s))
+
+    def __repr__(self) -> str:
+        return f"SwapResult(swapped={_shape(self.swapped)}, track_id={self.aligned.face.track_id})"
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class FrameWork:
+    """A frame on its way through the converter; each stage returns ``dataclasses.replace(work, ...)``.
+
+    Attributes:
+        frame: the decoded frame (never modified).
+        display: ``(H, W, 3)`` uint8 sRGB image for face analysis (the frame itself when it is 8-bit sRGB).
+        faces: the faces to swap, with track ids.
+        aligned: the faces in the model's crop.
+        swaps: the swapped faces.
+        output: the composited image (same dtype and colour space as ``frame.image``); ``None`` until
+            composited — a frame with nothing to swap is written as ``frame.image``, untouched.
+        matte: ``(H, W)`` float32 [0, 1] blend mask of all swapped faces, when asked for.
+    """
+
+    frame: Frame
+    display: np.ndarray | None = None
+    faces: tuple[Face, ...] = ()
+    aligned: tuple[AlignedFace, ...] = ()
+    swaps: tuple[SwapResult, ...] = ()
+    output: np.ndarray | None = None
+    matte: np.ndarray | None = None
+
+    @property
+    def result(self) -> np.ndarray:
+        """The image to write: the composite, or the untouched frame."""
+        return self.frame.image if self.output is None else self.output
+
+    def __repr__(self) -> str:
+        return (f"FrameWork(index={self.frame.index}, faces={len(self.faces)}, swaps={len(self.swaps)}, "
+                f"output={_shape(self.output)})")

@@ -5,13 +5,17 @@ Pure over arrays except :func:`reference_embeddings`, which reads the reference 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import MediaError
+from ..types import Face
 from .analysis import FaceAnalyzer, identity_distance
+
+log = logging.getLogger(__name__)
 
 
 
@@ -67,3 +71,33 @@ def reference_embeddings(analyzer: FaceAnalyzer, path: str | Path) -> np.ndarray
 def distance_to_references(embedding: np.ndarray, references: np.ndarray) -> float:
     """Smallest identity distance from one embedding to any of ``(R, D)`` reference embeddings."""
     return min(identity_distance(embedding, r) for r in references)
+
+
+class TrackIdentities:
+    """Identity per face track: one embedding per track (the costly step, ~100 ms with dlib),
+    compared with the reference embeddings when there are any.
+
+    Args:
+        analyzer: computes the embeddings.
+        references: ``(R, D)`` reference embeddings, or ``None`` to want every track.
+        threshold: largest identity distance that counts as the reference person.
+    """
+
+    def __init__(self, analyzer: FaceAnalyzer, references: np.ndarray | None, threshold: float) -> None:
+        self.analyzer = analyzer
+        self.references = references
+        self.threshold = threshold
+        self.embeddings: dict[int | None, np.ndarray] = {}
+        self._rejected: set[int | None] = set()
+
+    def wanted(self, image: np.ndarray, face: Face) -> bool:
+        """Whether ``face``'s track is the reference person (always true without references)."""
+        if face.track_id not in self.embeddings:
+            emb = self.analyzer.embed(image, face.landmarks)
+            self.embeddings[face.track_id] = emb
+            if self.references is not None:
+                d = distance_to_references(emb, self.references)
+                if d > self.threshold:
+                    self._rejected.add(face.track_id)
+                log.debug("track %s: identity distance %.3f (threshold %.3f)", face.track_id, d, self.threshold)
+        return face.track_id not in self._rejected

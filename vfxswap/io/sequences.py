@@ -1,11 +1,11 @@
-"""Image sequences and folders of stills, read with OpenImageIO.
+"""Image sequences and folders of stills, read and written with OpenImageIO.
 
 A *sequence* is a set of numbered files named by a pattern: ``shot.%04d.exr``, ``shot.####.png`` or
 ``shot.@@@@.dpx`` (the count of ``#``/``@`` is the padding). A folder whose image files all share one
 numbered pattern is read as a sequence; any other folder of images is read as *stills*, sorted by
 name. Images come back as ``(H, W, 3)`` RGB: 8-bit files as ``uint8``, 10/12/16-bit files (DPX,
 TIFF, PNG) as ``uint16`` scaled to the full 16-bit range, half/float files (EXR) as scene-linear
-``float32``.
+``float32``. :class:`SequenceWriter` writes frames back as a numbered sequence.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from fractions import Fraction
 from types import TracebackType
 from typing import Literal
 
+import cv2
 import numpy as np
 import OpenImageIO as oiio
 
-from ..errors import MediaError
+from ..errors import ConfigError, MediaError, OutputError
 from ..types import Frame, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -364,3 +365,298 @@ class ImageSource:
                 continue
             image, color_space = read_image(path)
             yield Frame(image=image, index=index, color_space=color_space, source=path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+# Bits per channel each writable file type stores (defaults: see SequenceWriter._bits).
+_WRITE_BITS: dict[str, tuple[int, ...]] = {
+    "exr": (16, 32),  # half, float
+    "dpx": (16, 10, 12, 8),
+    "tif": (16, 8),
+    "tiff": (16, 8),
+    "png": (16, 8),
+    "jpg": (8,),
+    "jpeg": (8,),
+    "bmp": (8,),
+    "webp": (8,),
+}
+EXR_COMPRESSIONS: tuple[str, ...] = ("zip", "zips", "dwaa", "dwab", "piz", "rle", "none")
+_LINEAR = "lin_rec709_srgb"  # what a float EXR holds when read back as color_space "linear"
+
+
+def _resolve(color_space: str) -> str:
+    """The OCIO colour space name behind a ``Frame.color_space`` (``linear``/``srgb`` are aliases)."""
+    from .colorspace import _ALIASES
+
+    return _ALIASES.get(color_space, color_space)
+
+
+@functools.lru_cache(maxsize=16)
+def _float_processor(source: str, target: str) -> object:
+    """A cached float32 OpenColorIO processor between two colour spaces of the built-in config."""
+    from .colorspace import OCIO_CONFIG, _config
+
+    config = _config()
+    for name in (source, target):
+        if config.getColorSpace(_resolve(name)) is None:
+            raise ConfigError(f"unknown colour space {name!r}; use 'linear', 'srgb' or a colour "
+                              f"space of {OCIO_CONFIG} such as 'lin_rec709_srgb' or 'lin_ap1_scene'")
+    return config.getProcessor(_resolve(source), _resolve(target)).getDefaultCPUProcessor()
+
+
+def _convert_float(image: np.ndarray, source: str, target: str) -> np.ndarray:
+    """``(H, W, 3)`` float32 ``image`` from colour space ``source`` to ``target`` (a new array)."""
+    out = np.array(image, dtype=np.float32, order="C", copy=True)
+    if _resolve(source) != _resolve(target):
+        _float_processor(source, target).applyRGB(out)  # type: ignore[attr-defined]
+    return out
+
+
+def display_code_values(frame: Frame, bits: int) -> np.ndarray:
+    """A frame's image as display-referred integer code values for an integer file or a movie.
+
+    Args:
+        frame: ``uint8``/``uint16`` display code values, or ``float32`` in ``frame.color_space``
+            (``"srgb"``: display-encoded in [0, 1]; ``"linear"`` or an OCIO name: converted to
+            sRGB-encoded Rec.709 with OpenColorIO's built-in CG config, no tone mapping).
+        bits: 8 for a ``uint8`` result; anything larger for ``uint16`` (full 16-bit range).
+
+    Returns:
+        ``(H, W, 3)`` C-contiguous ``uint8`` in [0, 255] or ``uint16`` in [0, 65535]; 8 <-> 16 bit
+        integer conversions use ``v * 257`` and ``round(v / 257)``. May be ``frame.image`` itself.
+
+    Raises:
+        ConfigError: a float frame's ``color_space`` is unknown to the config.
+    """
+    image = frame.image
+    if image.dtype == np.uint8:
+        return np.ascontiguousarray(image) if bits <= 8 else image.astype(np.uint16) * np.uint16(257)
+    if image.dtype == np.uint16:
+        if bits > 8:
+            return np.ascontiguousarray(image)
+        return cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=1.0 / 257.0)
+    if frame.color_space != "srgb":
+        from .colorspace import DISPLAY_SPACE
+
+        image = _convert_float(image, frame.color_space, DISPLAY_SPACE)
+    scale = 255.0 if bits <= 8 else 65535.0
+    dtype = np.uint8 if bits <= 8 else np.uint16
+    return (np.clip(image, 0.0, 1.0) * scale + 0.5).astype(dtype)
+
+
+def _write_pixels(frame: Frame, extension: str, bits: int) -> tuple[np.ndarray, str]:
+    """The array to hand OpenImageIO and the file's pixel type for a frame."""
+    if extension == "exr":
+        image = frame.image
+        if image.dtype != np.float32:  # display code values -> scene-linear, the EXR convention
+            scale = np.float32(255.0 if image.dtype == np.uint8 else 65535.0)
+            image = _convert_float(image.astype(np.float32) / scale, frame.color_space, _LINEAR)
+        elif frame.color_space == "srgb":  # display-encoded floats in [0, 1]
+            image = _convert_float(image, "srgb", _LINEAR)
+        return np.ascontiguousarray(image), "half" if bits == 16 else "float"
+    pixels = display_code_values(frame, bits)
+    return pixels, "uint8" if bits <= 8 else "uint16"
+
+
+def _format_number(parsed: _Pattern, number: int) -> str:
+    if number < 0:
+        raise OutputError(f"cannot name frame {number} of a sequence: frame numbers must be >= 0")
+    return f"{parsed.prefix}{number:0{parsed.pad}d}{parsed.suffix}"
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+def _file_in_path(folder: str) -> str | None:
+    """The deepest existing component of ``folder`` if it is a file rather than a folder."""
+    probe = os.path.abspath(folder)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            return None
+        probe = parent
+    return None if os.path.isdir(probe) else probe
+
+
+def _writable_folder(folder: str, target: str) -> None:
+    """Create ``folder`` if needed and check that files can be created in it."""
+    blocker = _file_in_path(folder)
+    if blocker is not None:
+        raise OutputError(f"cannot write {target}: {blocker} is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create the output folder {folder} for {target}: "
+                          f"{_one_line(exc.strerror or exc)}") from exc
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"cannot write {target}: the folder {folder} is not writable")
+
+
+class SequenceWriter:
+    """Writes frames as a numbered image sequence with OpenImageIO; a context manager.
+
+    Each frame goes to the file numbered ``frame.index + offset`` (frames are expected to carry
+    their output number already: a sequence source keeps its numbering; map a movie's 0-based
+    positions yourself, or pass ``offset``). Every file is written under ``.tmp-NAME`` in the same
+    folder and renamed into place once complete, so a killed job never leaves a half file under a
+    final name.
+
+    File types and pixels:
+        * ``exr``: half (``bit_depth=16``, default) or float (32), ``compression`` (``zip``
+          default, ``dwaa``...). Float frames are written as they are (scene-linear for frames read
+          from EXR; an OCIO working space such as ``lin_ap1_scene`` stays in it), except
+          ``color_space="srgb"``; ``uint8``/``uint16`` frames and ``"srgb"`` floats are display
+          values and are linearised (sRGB curve, Rec.709 primaries) so that the EXR reads back as
+          ``color_space="linear"``.
+        * ``png``/``tif``/``tiff``: 8 or 16 bits; ``dpx``: 8, 10, 12 or 16; ``jpg``/``bmp``/``webp``:
+          8. Default: 8 for ``uint8`` frames, else the source's depth when the type stores it
+          (a 10-bit source to DPX stays 10-bit), else 16. Float frames are converted to display
+          code values (see :func:`display_code_values`).
+
+    Attributes:
+        pattern: the output pattern as given.
+        info: the source's :class:`VideoInfo` (its ``fps`` is stored as the EXR
+            ``FramesPerSecond`` attribute).
+    """
+
+    def __init__(self, pattern: str, info: VideoInfo, *, skip_existing: bool = False,
+                 bit_depth: int | None = None, compression: str = "zip", offset: int = 0) -> None:
+        """Check the pattern and create its folder.
+
+        Args:
+            pattern: ``out.####.exr``, ``out.%04d.png`` or ``out.@@@@.dpx``.
+            info: the source's :class:`VideoInfo`.
+            skip_existing: make :meth:`exists` report frames already on disk (to resume a render).
+            bit_depth: bits per channel to store (see the class docstring); ``None`` picks.
+            compression: EXR compression, one of :data:`EXR_COMPRESSIONS`.
+            offset: added to ``frame.index`` to get the file number.
+
+        Raises:
+            ConfigError: no frame-number token, an unsupported file type, bit depth or compression.
+            OutputError: the folder cannot be created or written.
+        """
+        if not isinstance(pattern, str) or not is_sequence_pattern(pattern):
+            raise ConfigError(f"output sequence {pattern!r} has no frame-number token; use a "
+                              "pattern such as out.####.exr or out.%04d.png")
+        self._extension = _extension(pattern)
+        if self._extension not in _WRITE_BITS:
+            raise ConfigError(f"cannot write .{self._extension} sequences; use one of "
+                              f"{', '.join(_WRITE_BITS)}")
+        allowed = _WRITE_BITS[self._extension]
+        if bit_depth is not None and bit_depth not in allowed:
+            raise ConfigError(f"bit_depth {bit_depth} is not stored by .{self._extension}; use one "
+                              f"of {', '.join(map(str, sorted(allowed)))}")
+        if compression not in EXR_COMPRESSIONS:
+            raise ConfigError(f"unknown EXR compression {compression!r}; use one of "
+                              f"{', '.join(EXR_COMPRESSIONS)}")
+        self.pattern = pattern
+        self.info = info
+        self._parsed = _parse_pattern(pattern)
+        self._bit_depth = bit_depth
+        self._compression = compression
+        self._skip_existing = bool(skip_existing)
+        self._offset = int(offset)
+        self._closed = False
+        self.written = 0
+        _writable_folder(self._parsed.folder, pattern)
+
+    def __enter__(self) -> SequenceWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish (idempotent). Every written file is already complete under its final name."""
+        self._closed = True
+
+    def path(self, index: int) -> str:
+        """The file a frame of index ``index`` is written to."""
+        name = _format_number(self._parsed, index + self._offset)
+        return os.path.join(os.path.dirname(self.pattern), name)
+
+    def exists(self, index: int) -> bool:
+        """Whether frame ``index`` may be skipped: ``skip_existing`` is on and its file is on disk.
+
+        Only complete files count (a killed write leaves a ``.tmp-`` file, never the final name).
+        """
+        if not self._skip_existing:
+            return False
+        path = self.path(index)
+        return os.path.isfile(path) and os.path.getsize(path) > 0
+
+    def _bits(self, frame: Frame) -> int:
+        if self._bit_depth is not None:
+            return self._bit_depth
+        allowed = _WRITE_BITS[self._extension]
+        if self._extension == "exr":
+            return 16
+        if frame.image.dtype == np.uint8 or allowed == (8,):
+            return 8
+        return self.info.bit_depth if 8 < self.info.bit_depth in allowed else 16
+
+    def _spec(self, pixels: np.ndarray, fmt: str, bits: int) -> oiio.ImageSpec:
+        height, width = pixels.shape[:2]
+        spec = oiio.ImageSpec(width, height, 3, fmt)
+        if fmt == "uint16" and bits != 16:
+            spec.attribute("oiio:BitsPerSample", bits)
+        if self._extension == "exr":
+            spec.attribute("compression", self._compression)
+        elif self._extension in ("jpg", "jpeg"):
+            spec.attribute("Compression", "jpeg:95")
+        fps = Fraction(self.info.fps)
+        if fps > 0 and fps.numerator < 2**31 and fps.denominator < 2**31:
+            spec.attribute("FramesPerSecond", oiio.TypeDesc("rational2i"),
+                           (fps.numerator, fps.denominator))
+        return spec
+
+    def write(self, frame: Frame) -> str:
+        """Write one frame to the file numbered ``frame.index + offset`` (replacing any old file).
+
+        Args:
+            frame: ``(H, W, 3)`` RGB ``uint8``/``uint16``/``float32`` (see the class docstring).
+
+        Returns:
+            The path written.
+
+        Raises:
+            OutputError: the writer is closed or the file cannot be written (disk full, permissions);
+                no file is left under the final name, nor a temp file.
+            ConfigError: a float frame's colour space is unknown.
+        """
+        if self._closed:
+            raise OutputError(f"the sequence writer for {self.pattern} is closed")
+        path = self.path(frame.index)
+        bits = self._bits(frame)
+        pixels, fmt = _write_pixels(frame, self._extension, bits)
+        folder, name = os.path.split(path)
+        temp = os.path.join(folder, f".tmp-{name}")
+        try:
+            out = oiio.ImageOutput.create(temp)
+            if out is None:
+                raise OutputError(f"cannot write {path}: {_one_line(oiio.geterror())}")
+            try:
+                if not out.open(temp, self._spec(pixels, fmt, bits)):
+                    raise OutputError(f"cannot write {path}: {_one_line(out.geterror())}")
+                if not out.write_image(pixels):
+                    raise OutputError(f"cannot write {path}: {_one_line(out.geterror())}")
+            finally:
+                out.close()
+            os.replace(temp, path)
+        except OutputError:
+            _remove_quietly(temp)
+            raise
+        except BaseException as exc:
+            _remove_quietly(temp)
+            if isinstance(exc, Exception):
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise OutputError(f"cannot write {path}: {_one_line(reason)}") from exc
+            raise
+        self.written += 1
+        return path

@@ -1,27 +1,37 @@
-"""Movie files read with PyAV (the only module of vfxswap that imports ``av``).
+"""Movie files read and written with PyAV (the only module of vfxswap that imports ``av``).
 
 :class:`MovieSource` decodes the first video stream of anything FFmpeg opens (mp4, mov, mkv, mxf...)
 into :class:`~vfxswap.types.Frame` objects: ``(H, W, 3)`` RGB, ``uint8`` for 8-bit sources and
 ``uint16`` (full 16-bit range) for 10/12/16-bit sources, so a ProRes 4:2:2 10-bit plate keeps its
 precision. Every FFmpeg error is turned into a one-line :class:`~vfxswap.errors.MediaError`.
+
+:class:`MovieWriter` encodes frames back into a movie (codec family, bit depth, timestamps, audio,
+timecode and colour tags of the source kept; see :func:`plan_encoder`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import logging
+import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from fractions import Fraction
 from types import TracebackType
 from typing import Any
 
 import av
 import av.error
+import cv2
+import numpy as np
 
-from ..errors import MediaError, VfxSwapError
+from ..errors import ConfigError, MediaError, OutputError, VfxSwapError
 from ..types import Frame, VideoInfo
+from .sequences import _file_in_path, display_code_values
+from .writer import MOVIE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
 
@@ -324,3 +334,628 @@ class MovieSource:
         total = f"{expected}" if expected else f"~{self.info.frame_count}"
         return MediaError(f"{self._path} is truncated or corrupt: decoding stopped after {decoded} "
                           f"of {total} frames")
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+# ---------------------------------------------------------------------------------------------
+
+MOVIE_CODECS: tuple[str, ...] = ("libx264", "libx265", "prores_ks", "dnxhd", "ffv1")
+PRORES_PROFILES: dict[str, int] = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "4444xq": 5}
+# DNxHR profile -> pixel format (DNxHR takes any frame size from 256x120 up).
+DNXHR_PROFILES: dict[str, str] = {"dnxhr_lb": "yuv422p", "dnxhr_sq": "yuv422p", "dnxhr_hq": "yuv422p",
+                                  "dnxhr_hqx": "yuv422p10le", "dnxhr_444": "yuv444p10le"}
+DNXHR_MIN_SIZE = (256, 120)
+DEFAULT_PRESET = "fast"  # the encoder preset is the largest cost of a CPU converter (PERF_NOTES)
+_DEFAULT_CRF = {"libx264": 18, "libx265": 20}
+_CODEC_ALIASES = {"h264": "libx264", "x264": "libx264", "avc": "libx264", "hevc": "libx265",
+                  "h265": "libx265", "x265": "libx265", "prores": "prores_ks", "dnxhr": "dnxhd"}
+# Source codec family -> encoder (anything else, e.g. png, mjpeg, vp9, av1: libx264).
+_FAMILY = {"h264": "libx264", "hevc": "libx265", "prores": "prores_ks", "dnxhd": "dnxhd", "ffv1": "ffv1"}
+_CONTAINERS_FOR = {"prores_ks": "mov or mkv", "dnxhd": "mov or mxf", "ffv1": "mkv or avi"}
+
+# (Kr, Kb) of the Y'CbCr matrices by AVColorSpace value, as swscale (and so MovieSource) uses them
+# to decode; unspecified and anything else decodes as BT.601.
+_BT601 = (0.299, 0.114)
+_KR_KB = {1: (0.2126, 0.0722), 4: (0.30, 0.11), 5: _BT601, 6: _BT601, 7: (0.212, 0.087),
+          9: (0.2627, 0.0593), 10: (0.2627, 0.0593)}
+_SWS_COLORSPACE = {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}  # AVColorSpace -> SWS_CS_*
+_PRIMARIES_ID = {v: k for k, v in _PRIMARIES.items()}
+_TRC_ID = {v: k for k, v in _TRC.items()}
+_MATRIX_ID = {v: k for k, v in _MATRIX.items()}
+_RANGE_ID = {v: k for k, v in _RANGE.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class EncoderPlan:
+    """How a movie is encoded: what :func:`plan_encoder` picks.
+
+    Attributes:
+        codec: FFmpeg encoder name (one of :data:`MOVIE_CODECS`).
+        pix_fmt: encoder pixel format (``yuv420p``, ``yuv422p10le``, ``bgr0``...).
+        options: encoder options (``crf``, ``preset``, ``profile``...).
+    """
+
+    codec: str
+    pix_fmt: str
+    options: dict[str, str]
+
+    @property
+    def bit_depth(self) -> int:
+        """Bits per component of :attr:`pix_fmt`."""
+        return _bit_depth(self.pix_fmt)
+
+
+@functools.lru_cache(maxsize=16)
+def _encoder_formats(name: str) -> tuple[str, ...]:
+    """The pixel formats FFmpeg's encoder ``name`` takes."""
+    return tuple(f.name for f in av.Codec(name, "w").video_formats or ())
+
+
+def _resolve_codec(codec: str | None, info: VideoInfo) -> str:
+    if codec is None:
+        return _FAMILY.get(info.codec, "libx264")
+    name = _CODEC_ALIASES.get(str(codec).lower(), str(codec).lower())
+    if name not in MOVIE_CODECS:
+        raise ConfigError(f"unknown movie codec {codec!r}; use one of {', '.join(MOVIE_CODECS)}")
+    return name
+
+
+def _source_chroma(pix_fmt: str) -> str:
+    """``"420"``, ``"422"`` or ``"444"``: the chroma layout of a source YUV format (RGB: ``"420"``)."""
+    try:
+        fmt = av.VideoFormat(pix_fmt, 64, 64)
+    except (ValueError, av.error.FFmpegError, TypeError):
+        return "420"  # image sequences (rgb48, rgbf32) and unknown formats: delivery default
+    if fmt.is_rgb or len(fmt.components) < 3:
+        return "420"
+    chroma = fmt.components[1]
+    if chroma.width == 64:
+        return "444"
+    return "422" if chroma.height == 64 else "420"
+
+
+def _fit_chroma(chroma: str, width: int, height: int, codec: str) -> str:
+    """Widen the chroma layout when the frame size cannot be subsampled (odd sizes)."""
+    fits = {"420": width % 2 == 0 and height % 2 == 0, "422": width % 2 == 0, "444": True}[chroma]
+    if not fits:
+        logger.info("%s cannot subsample a %dx%d frame as 4:%s; encoding 4:4:4", codec, width,
+                    height, {"420": "2:0", "422": "2:2"}[chroma])
+        return "444"
+    return chroma
+
+
+def plan_encoder(info: VideoInfo, *, codec: str | None = None, pix_fmt: str | None = None,
+                 profile: str | None = None, crf: int | None = None, preset: str | None = None,
+                 options: Mapping[str, str] | None = None) -> EncoderPlan:
+    """Pick the encoder, pixel format and options for a movie made from ``info``'s frames.
+
+    Defaults keep the source's codec family, bit depth and chroma layout:
+
+    ========================  ============  ==========================================================
+    source codec              encoder       pixel format
+    ========================  ============  ==========================================================
+    h264 (png, mjpeg, other)  libx264       yuv420p / yuv420p10le (> 8 bits); 4:2:2 / 4:4:4 sources
+                                            keep their layout; crf 18, preset ``fast``
+    hevc                      libx265       yuv420p / yuv420p10le / yuv420p12le; crf 20, ``fast``
+    prores                    prores_ks     profile ``hq``: yuv422p10le; 4:4:4 sources (or
+                                            ``profile="4444"``/``"4444xq"``): yuv444p10le
+    dnxhd                     dnxhd         ``dnxhr_hq`` yuv422p (8-bit), ``dnxhr_hqx`` yuv422p10le
+                                            (> 8 bits), ``dnxhr_444`` yuv444p10le (4:4:4 > 8 bits)
+    ffv1                      ffv1          bgr0 (8-bit) / gbrp16le (> 8 bits): lossless RGB
+    ========================  ============  ==========================================================
+
+    x264/x265 need even sizes for 4:2:0 (and an even width for 4:2:2): odd sizes get 4:4:4 at the
+    same depth. libx264 stores at most 10 bits, libx265 12.
+
+    Args:
+        info: the source's :class:`VideoInfo` (``codec``, ``pix_fmt``, ``bit_depth``, size).
+        codec: one of :data:`MOVIE_CODECS` (aliases ``h264``, ``hevc``, ``prores``, ``dnxhr``);
+            ``None`` keeps the source's family.
+        pix_fmt: force a pixel format the encoder supports.
+        profile: ProRes (:data:`PRORES_PROFILES`) or DNxHR (:data:`DNXHR_PROFILES`) profile.
+        crf: x264/x265 constant rate factor (lower is better; 0-51).
+        preset: x264/x265 preset (``ultrafast`` ... ``veryslow``).
+        options: extra encoder options, applied last.
+
+    Returns:
+        The :class:`EncoderPlan`.
+
+    Raises:
+        ConfigError: an unknown codec, profile or pixel format, a profile or crf for a codec that
+            has none, or a frame smaller than DNxHR allows.
+    """
+    name = _resolve_codec(codec, info)
+    depth = max(8, int(info.bit_depth or 8))
+    chroma = _source_chroma(info.pix_fmt)
+    opts: dict[str, str] = {}
+    if profile is not None and name not in ("prores_ks", "dnxhd"):
+        raise ConfigError(f"profile {profile!r} applies to prores_ks and dnxhd, not {name}")
+    if (crf is not None or preset is not None) and name not in _DEFAULT_CRF:
+        raise ConfigError(f"crf/preset apply to libx264 and libx265, not {name}")
+    if name in ("libx264", "libx265"):
+        limit = 10 if name == "libx264" else 12
+        if depth > limit:
+            logger.warning("%s stores at most %d bits; encoding the %d-bit source at %d bits",
+                           name, limit, depth, limit)
+        bits = 8 if depth <= 8 else min(limit, 10 if depth <= 10 else 12)
+        chroma = _fit_chroma(chroma, info.width, info.height, name)
+        chosen = f"yuv{chroma}p" + ("" if bits == 8 else f"{bits}le")
+        if codec is None and pix_fmt is None and chosen not in _encoder_formats(name):
+            # a libx264 built without high bit depth: keep the bits, change the family
+            logger.warning("this FFmpeg's %s cannot encode %s; using libx265", name, chosen)
+            return plan_encoder(info, codec="libx265", crf=crf, preset=preset, options=options)
+        rate = _DEFAULT_CRF[name] if crf is None else int(crf)
+        if not 0 <= rate <= 51:
+            raise ConfigError(f"crf must be in 0..51, got {crf}")
+        opts.update(crf=str(rate), preset=preset or DEFAULT_PRESET)
+        if name == "libx265":
+            opts["x265-params"] = "log-level=error"  # x265 prints its banner on stderr otherwise
+    elif name == "prores_ks":
+        label = profile or ("4444" if chroma == "444" else "hq")
+        if label not in PRORES_PROFILES:
+            raise ConfigError(f"unknown ProRes profile {profile!r}; use one of {', '.join(PRORES_PROFILES)}")
+        chosen = "yuv444p10le" if PRORES_PROFILES[label] >= 4 else "yuv422p10le"
+        opts.update(profile=str(PRORES_PROFILES[label]), vendor="apl0")
+    elif name == "dnxhd":
+        if depth <= 8:
+            label = profile or "dnxhr_hq"
+        else:
+            label = profile or ("dnxhr_444" if chroma == "444" else "dnxhr_hqx")
+        if label not in DNXHR_PROFILES:
+            raise ConfigError(f"unknown DNxHR profile {profile!r}; use one of {', '.join(DNXHR_PROFILES)}")
+        if info.width < DNXHR_MIN_SIZE[0] or info.height < DNXHR_MIN_SIZE[1]:
+            raise ConfigError(f"DNxHR needs frames of at least {DNXHR_MIN_SIZE[0]}x{DNXHR_MIN_SIZE[1]}, "
+                              f"got {info.width}x{info.height}; use prores_ks or libx264")
+        chosen = DNXHR_PROFILES[label]
+        opts["profile"] = label
+    else:  # ffv1
+        chosen = "bgr0" if depth <= 8 else "gbrp16le"
+        opts.update(level="3", slicecrc="1")
+    if pix_fmt is not None:
+        supported = _encoder_formats(name)
+        if pix_fmt not in supported:
+            raise ConfigError(f"{name} cannot encode pix_fmt {pix_fmt!r}; use one of {', '.join(supported)}")
+        chosen = pix_fmt
+    opts.update({str(k): str(v) for k, v in (options or {}).items()})
+    return EncoderPlan(codec=name, pix_fmt=chosen, options=opts)
+
+
+@functools.lru_cache(maxsize=16)
+def _yuv_matrix(kr: float, kb: float, full: bool) -> np.ndarray:
+    """``(3, 4)`` float32 affine from 8-bit R'G'B' to 8-bit Y'CbCr (limited or full range)."""
+    kg = 1.0 - kr - kb
+    y_scale, c_scale, y_off = (1.0, 1.0, 0.0) if full else (219.0 / 255.0, 224.0 / 255.0, 16.0)
+    cb = 0.5 / (1.0 - kb) * c_scale
+    cr = 0.5 / (1.0 - kr) * c_scale
+    return np.array([
+        [kr * y_scale, kg * y_scale, kb * y_scale, y_off],
+        [-kr * cb, -kg * cb, (1.0 - kb) * cb, 128.0],
+        [(1.0 - kr) * cr, -kg * cr, -kb * cr, 128.0],
+    ], np.float32)
+
+
+def rgb_to_i420(rgb: np.ndarray, *, colorspace: int | None = None, full_range: bool = False) -> np.ndarray:
+    """8-bit RGB to planar 4:2:0 Y'CbCr in one buffer, the fast path of :class:`MovieWriter`.
+
+    BT.601 limited range goes through ``cv2.cvtColor(COLOR_RGB2YUV_I420)``; other matrices (BT.709,
+    BT.2020...) and full range through ``cv2.transform`` plus a 2x2 box filter for chroma. Both
+    are the inverse, to within rounding, of how swscale (and so :class:`MovieSource`) decodes.
+
+    Args:
+        rgb: ``(H, W, 3)`` ``uint8`` RGB with even ``H`` and ``W``.
+        colorspace: AVColorSpace value of the matrix (1 BT.709, 5/6 BT.601, 9 BT.2020...);
+            ``None`` or unknown values: BT.601.
+        full_range: full-range (``pc``) rather than limited-range (``tv``) code values.
+
+    Returns:
+        ``(H * 3 // 2, W)`` ``uint8``: the Y plane then the Cb and Cr planes (I420 layout, what
+        ``VideoFrame.from_ndarray(..., format="yuv420p")`` takes).
+    """
+    kr, kb = _KR_KB.get(colorspace if colorspace is not None else 2, _BT601)
+    if (kr, kb) == _BT601 and not full_range:
+        return cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)
+    height, width = rgb.shape[:2]
+    ycc = cv2.transform(rgb, _yuv_matrix(kr, kb, full_range))
+    out = np.empty((height * 3 // 2, width), np.uint8)
+    out[:height] = ycc[:, :, 0]
+    half = cv2.resize(ycc, (width // 2, height // 2), interpolation=cv2.INTER_AREA)
+    flat = out.reshape(-1)
+    quarter = (height // 2) * (width // 2)
+    start = height * width
+    flat[start:start + quarter] = half[:, :, 1].reshape(-1)
+    flat[start + quarter:] = half[:, :, 2].reshape(-1)
+    return out
+
+
+def _check_timecode(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or _TIMECODE_RE.fullmatch(value.strip()) is None:
+        raise ConfigError(f"start timecode {value!r} is not of the form HH:MM:SS:FF (or HH:MM:SS;FF)")
+    return value.strip()
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.remove(path)
+
+
+class _AudioCopy:
+    """Copies the audio packets of a source movie into an output container (no re-encoding).
+
+    Packets are muxed as the video advances (``mux_until``) so the file stays interleaved. Only
+    packets overlapping the window ``[start, end)`` (seconds; ``None`` is open) are copied.
+    """
+
+    def __init__(self, source: str, output: Any, ext: str) -> None:
+        self._path = source
+        self._input = _open_container(source)
+        self._pairs: dict[int, Any] = {}
+        try:
+            for stream in self._input.streams.audio:
+                try:
+                    out = output.add_stream_from_template(stream)
+                except ValueError as exc:
+                    raise ConfigError(f"the {stream.codec_context.name} audio of {source} cannot be "
+                                      f"stored in .{ext} without re-encoding; write .mov or .mkv") from exc
+                self._pairs[stream.index] = out
+        except BaseException:
+            self._input.close()
+            raise
+        streams = list(self._input.streams.audio)
+        self._packets: Iterator[Any] | None = iter(self._input.demux(streams)) if streams else None
+        self._pending: Any = None
+        self.start: Fraction | None = None
+        self.end: Fraction | None = None
+        self.copied = 0
+
+    def _next(self) -> Any:
+        while self._pending is None and self._packets is not None:
+            packet = next(self._packets, None)
+            if packet is None:
+                self._packets = None
+            elif packet.dts is not None or packet.pts is not None:  # skip demuxer flush packets
+                self._pending = packet
+        return self._pending
+
+    @staticmethod
+    def _span(packet: Any) -> tuple[Fraction, Fraction]:
+        base = Fraction(packet.time_base)
+        start = (packet.pts if packet.pts is not None else packet.dts) * base
+        return start, start + (packet.duration or 0) * base
+
+    def mux_until(self, output: Any, limit: Fraction | None) -> None:
+        """Mux the packets that start before ``limit`` seconds (all of them for ``None``)."""
+        try:
+            while (packet := self._next()) is not None:
+                start, end = self._span(packet)
+                if limit is not None and start >= limit:
+                    return
+                self._pending = None
+                if self.start is not None and (end <= self.start if end > start else start < self.start):
+                    continue
+                if self.end is not None and start >= self.end:
+                    continue
+                packet.stream = self._pairs[packet.stream_index]
+                output.mux(packet)
+                self.copied += 1
+        except av.error.FFmpegError as exc:
+            raise MediaError(f"cannot copy the audio of {self._path}: {_one_line(exc)}") from exc
+
+    def close(self) -> None:
+        self._packets = None
+        self._pending = None
+        self._input.close()
+
+
+class MovieWriter:
+    """Encodes frames into a movie file with PyAV; a context manager.
+
+    The movie is written under ``.tmp-NAME.ext`` in the output folder and renamed into place when
+    :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`) deletes it, so
+    nothing ever appears under the final name half-written.
+
+    * Codec and pixel format: see :func:`plan_encoder` (the source's family and bit depth by
+      default). High-bit-depth frames (``uint16``) are encoded from 16-bit RGB: not crushed to 8.
+    * Timing: frames keep their ``pts`` (rescaled from ``Frame.time_base``), so variable frame
+      rate and the frame count survive; frames without ``pts`` are placed at
+      ``(index - info.first_frame) / fps``. Timestamps must increase. AVI has no timestamps: it
+      gets one frame per ``1/fps`` tick (constant rate; same frame count). MKV stores
+      milliseconds, so its timestamps are rounded to 1 ms.
+    * Audio: every audio stream of ``source`` is copied packet for packet (no re-encode). When the
+      frames written do not start at the source's first frame (or stop before its last), only the
+      audio packets overlapping the written frames' time span are copied, at their source times.
+    * Timecode: ``start_timecode``, else the first frame's ``timecode``, else the source's, goes
+      onto the video stream and container (a ``tmcd`` track in mov/mp4).
+    * Colour tags (primaries, transfer, matrix, range) of ``info`` are carried; Y'CbCr is encoded
+      with the tagged matrix and range (unspecified: BT.601 limited, as FFmpeg decodes it).
+
+    Attributes:
+        path: the final movie path.
+        info: the source's :class:`VideoInfo`.
+        plan: the :class:`EncoderPlan` in use.
+        frames_written: frames encoded so far.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], info: VideoInfo, *, source: str | None = None,
+                 codec: str | None = None, pix_fmt: str | None = None, profile: str | None = None,
+                 crf: int | None = None, preset: str | None = None,
+                 options: Mapping[str, str] | None = None, start_timecode: str | None = None) -> None:
+        """Plan the encoder, create the temp file and add the streams.
+
+        Args:
+            path: ``.mp4``, ``.mov``, ``.mkv``, ``.mxf`` or ``.avi``.
+            info: the source's :class:`VideoInfo` (size, fps, codec, bit depth, colour tags).
+            source: the input movie whose audio streams are copied (``None``, an image sequence
+                or a folder: no audio).
+            codec, pix_fmt, profile, crf, preset, options: see :func:`plan_encoder`.
+            start_timecode: ``HH:MM:SS:FF`` of the first frame written (overrides the source's).
+
+        Raises:
+            ConfigError: an unknown extension, codec or option, or a codec the container cannot
+                hold (ProRes in .mp4).
+            OutputError: the folder cannot be created or written, or ``path`` is the source.
+            MediaError: ``source`` cannot be read.
+        """
+        self.path = os.fspath(path)
+        self.info = info
+        ext = os.path.splitext(self.path)[1][1:].lower()
+        if ext not in MOVIE_EXTENSIONS:
+            raise ConfigError(f"cannot write a movie with extension .{ext or '(none)'}; use one of "
+                              f"{', '.join('.' + e for e in MOVIE_EXTENSIONS)}")
+        self.plan = plan_encoder(info, codec=codec, pix_fmt=pix_fmt, profile=profile, crf=crf,
+                                 preset=preset, options=options)
+        self._start_timecode = _check_timecode(start_timecode)
+        if source is not None and os.path.exists(source) and os.path.exists(self.path) \
+                and os.path.samefile(source, self.path):
+            raise OutputError(f"refusing to write {self.path} over its own source; pick another name")
+        folder, name = os.path.split(os.path.abspath(self.path))
+        self._temp = os.path.join(folder, f".tmp-{name}")
+        _create_temp(folder, self._temp, self.path)
+        self._container: Any = None
+        self._audio: _AudioCopy | None = None
+        try:
+            self._container = av.open(self._temp, mode="w")
+            self._stream = self._add_video_stream(ext)
+            if source is not None and _is_movie_source(os.fspath(source)):
+                self._audio = _AudioCopy(os.fspath(source), self._container, ext)
+        except BaseException:
+            self.abort()
+            raise
+        self._configured = False
+        self._constant_rate = ext == "avi"  # AVI stores a frame rate, not timestamps
+        self._time_base = Fraction(1)
+        self._last_pts: int | None = None
+        self._first_index = 0
+        self._last_index = 0
+        self._last_time = Fraction(0)
+        self._closed = False
+        self.frames_written = 0
+        fmt = av.VideoFormat(self.plan.pix_fmt)
+        self._is_rgb = bool(fmt.is_rgb)
+        matrix = _MATRIX_ID.get(info.colorspace) if info.colorspace else None
+        if matrix is not None and matrix not in _KR_KB:
+            logger.warning("cannot encode the %s matrix of %s; writing BT.601 without a matrix tag",
+                           info.colorspace, info.path)
+            matrix = None
+        self._matrix = matrix
+        self._full_range = info.color_range == "pc"
+
+    def _add_video_stream(self, ext: str) -> Any:
+        plan = self.plan
+        try:
+            stream = self._container.add_stream(plan.codec, rate=self.info.fps, options=dict(plan.options))
+        except ValueError as exc:
+            where = _CONTAINERS_FOR.get(plan.codec, "mov or mkv")
+            raise ConfigError(f"{plan.codec} cannot be stored in .{ext}; write .{where.replace(' or ', ' or .')} "
+                              f"(or pick another codec)") from exc
+        except av.error.FFmpegError as exc:
+            raise ConfigError(f"cannot set up the {plan.codec} encoder: {_one_line(exc)}") from exc
+        stream.width = self.info.width
+        stream.height = self.info.height
+        stream.pix_fmt = plan.pix_fmt
+        ctx = stream.codec_context
+        if ext == "avi" and plan.codec in _DEFAULT_CRF:
+            ctx.max_b_frames = 0  # AVI cannot carry reordered frames' timestamps
+        if plan.codec == "libx265" and ext in ("mov", "mp4"):
+            stream.codec_tag = "hvc1"  # what QuickTime and Apple players require for HEVC
+        for attr, table, value in (("color_primaries", _PRIMARIES_ID, self.info.color_primaries),
+                                   ("color_trc", _TRC_ID, self.info.color_trc),
+                                   ("color_range", _RANGE_ID, self.info.color_range)):
+            if value in table:
+                setattr(ctx, attr, table[value])
+        if not av.VideoFormat(plan.pix_fmt).is_rgb and self.info.colorspace in _MATRIX_ID:
+            matrix = _MATRIX_ID[self.info.colorspace]
+            if matrix in _KR_KB:
+                ctx.colorspace = matrix
+        return stream
+
+    def __enter__(self) -> MovieWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self.abort()
+        else:
+            self.close()
+
+    # -- frames -----------------------------------------------------------------------------
+
+    def _configure(self, frame: Frame) -> None:
+        """Fix the time base and timecode from the first frame (before the header is written)."""
+        if frame.pts is not None and frame.time_base and not self._constant_rate:
+            self._time_base = Fraction(frame.time_base)
+        else:
+            self._time_base = 1 / Fraction(self.info.fps)
+        self._stream.codec_context.time_base = self._time_base
+        self._stream.time_base = self._time_base
+        timecode = self._start_timecode or frame.timecode
+        if timecode is None and self.info.timecode:
+            timecode = timecode_at(self.info.timecode, max(0, frame.index - self.info.first_frame),
+                                   Fraction(self.info.fps))
+        if timecode:
+            self._stream.metadata["timecode"] = timecode
+            self._container.metadata["timecode"] = timecode
+        self._first_index = frame.index
+        if self._audio is not None and frame.index != self.info.first_frame:
+            self._audio.start = self._seconds(frame)
+        if self._container.format.name in ("mov", "mp4"):
+            # Edit lists (a render starting after 0) are stored in the movie time scale, 1/1000 s by
+            # default: use one every track's time base divides, so start offsets stay exact.
+            scale = math.lcm(*(Fraction(s.time_base).denominator for s in self._container.streams
+                               if s.time_base))
+            if scale < 2**31:
+                self._container.container_options["movie_timescale"] = str(scale)
+        self._configured = True
+
+    def _pts(self, frame: Frame) -> int:
+        if frame.pts is not None and frame.time_base:
+            tb = Fraction(frame.time_base)
+            pts = frame.pts if tb == self._time_base else round(frame.pts * tb / self._time_base)
+        else:
+            seconds = Fraction(frame.index - self.info.first_frame) / Fraction(self.info.fps)
+            pts = round(seconds / self._time_base)
+        if self._constant_rate and self._last_pts is not None:
+            pts = max(pts, self._last_pts + 1)  # AVI has no timestamps: one frame per tick
+        return pts
+
+    def _seconds(self, frame: Frame) -> Fraction:
+        return self._pts(frame) * self._time_base
+
+    def _video_frame(self, frame: Frame) -> Any:
+        height, width = frame.image.shape[:2]
+        if (width, height) != (self.info.width, self.info.height):
+            raise ConfigError(f"frame {frame.index} is {width}x{height}, but {self.path} is being "
+                              f"written at {self.info.width}x{self.info.height}")
+        pix_fmt = self.plan.pix_fmt
+        if pix_fmt == "yuv420p":  # fast path (PERF_NOTES): cv2 colour conversion, no swscale
+            rgb = display_code_values(frame, 8)
+            yuv = rgb_to_i420(rgb, colorspace=self._matrix, full_range=self._full_range)
+            out = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        else:
+            bits = 8 if self.plan.bit_depth <= 8 or frame.image.dtype == np.uint8 else 16
+            rgb = display_code_values(frame, bits)
+            image = av.VideoFrame.from_ndarray(rgb, format="rgb24" if bits == 8 else "rgb48le")
+            if self._is_rgb:
+                out = image.reformat(format=pix_fmt)
+            else:
+                out = image.reformat(
+                    format=pix_fmt,
+                    dst_colorspace=_SWS_COLORSPACE.get(self._matrix or 5, 5),
+                    dst_color_range=2 if self._full_range else 1,
+                    interpolation="BILINEAR",
+                )
+        if not self._is_rgb:
+            out.colorspace = self._matrix if self._matrix is not None else 2
+            out.color_range = 2 if self._full_range else (1 if self.info.color_range == "tv" else 0)
+        return out
+
+    def write(self, frame: Frame) -> None:
+        """Encode one frame (frames must come in presentation order).
+
+        Args:
+            frame: ``(H, W, 3)`` RGB at the writer's size: ``uint8``/``uint16`` display code values or
+                ``float32`` (see :func:`~vfxswap.io.sequences.display_code_values`).
+
+        Raises:
+            ConfigError: a frame of another size.
+            OutputError: the writer is closed, timestamps do not increase, or encoding/writing fails.
+        """
+        if self._closed:
+            raise OutputError(f"the movie writer for {self.path} is closed")
+        if not self._configured:
+            self._configure(frame)
+        pts = self._pts(frame)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise OutputError(f"frame {frame.index} of {self.path} has pts {pts} <= the previous "
+                              f"frame's {self._last_pts}; write frames in presentation order")
+        video = self._video_frame(frame)
+        video.pts = pts
+        video.time_base = self._time_base
+        try:
+            for packet in self._stream.encode(video):
+                self._container.mux(packet)
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise OutputError(f"cannot encode frame {frame.index} into {self.path} "
+                              f"({self.plan.codec} {self.plan.pix_fmt}): {_one_line(exc)}") from exc
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.path}: {_one_line(exc)}") from exc
+        self._last_pts = pts
+        self._last_index = frame.index
+        self._last_time = pts * self._time_base
+        self.frames_written += 1
+        if self._audio is not None:
+            self._audio.mux_until(self._container, self._last_time)
+
+    # -- finishing ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Flush the encoder, copy the remaining audio and rename the movie into place (idempotent).
+
+        Raises:
+            OutputError: no frame was written, or flushing/writing failed; the temp file is removed.
+        """
+        if self._closed:
+            return
+        if self.frames_written == 0:
+            self.abort()
+            raise OutputError(f"no frames were written to {self.path}; nothing was saved")
+        try:
+            for packet in self._stream.encode(None):
+                self._container.mux(packet)
+            if self._audio is not None:
+                last = self.info.first_frame + self.info.frame_count - 1
+                if self.info.frame_count <= 0 or self._last_index < last:
+                    self._audio.end = self._last_time + 1 / Fraction(self.info.fps)
+                self._audio.mux_until(self._container, None)
+                self._audio.close()
+            self._container.close()
+            self._container = None
+            os.replace(self._temp, self.path)
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
+                raise OutputError(f"cannot finish {self.path}: {_one_line(exc)}") from exc
+            raise
+        self._closed = True
+        logger.info("wrote %s: %d frames, %s %s", self.path, self.frames_written, self.plan.codec,
+                    self.plan.pix_fmt)
+
+    def abort(self) -> None:
+        """Stop and delete the temp file; nothing appears under the final name (idempotent)."""
+        self._closed = True
+        if self._audio is not None:
+            with contextlib.suppress(Exception):
+                self._audio.close()
+            self._audio = None
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._container = None
+        _remove_quietly(self._temp)
+
+
+def _is_movie_source(path: str) -> bool:
+    """Whether ``path`` is a movie to take audio from (not an image sequence, folder or image)."""
+    from .sequences import is_image_path, is_sequence_pattern
+
+    if os.path.isdir(path) or is_image_path(path) or (not os.path.exists(path) and is_sequence_pattern(path)):
+        logger.debug("%s is not a movie: no audio to copy", path)
+        return False
+    return True
+
+
+def _create_temp(folder: str, temp: str, target: str) -> None:
+    """Create the output folder if needed and the (empty) temp file, proving the folder writable."""
+    blocker = _file_in_path(folder)
+    if blocker is not None:
+        raise OutputError(f"cannot write {target}: {blocker} is a file, not a folder")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with open(temp, "wb"):
+            pass
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {_one_line(exc.strerror or exc)} "
+                          f"({exc.filename or folder})") from exc

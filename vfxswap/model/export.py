@@ -131,7 +131,8 @@ class DFMPath(nn.Module):
 
 
 def export_onnx(model_dir: str | os.PathLike, *, out: str | os.PathLike | None = None,
-                opset: int = DEFAULT_OPSET, check: bool = True) -> ExportReport:
+                opset: int = DEFAULT_OPSET, check: bool = True,
+                extra_metadata: Mapping[str, str] | None = None) -> ExportReport:
     """Export the swap path to ONNX (``MODEL_DIR/export/swap.onnx`` unless ``out`` is given).
 
     The model takes ``face`` ``(B, 3, R, R)`` float32 RGB in [0, 1] and returns ``rgb``
@@ -142,6 +143,7 @@ def export_onnx(model_dir: str | os.PathLike, *, out: str | os.PathLike | None =
         out: file to write instead of the default.
         opset: ONNX opset version.
         check: run the file in ONNX Runtime (CPU) on a fixed random batch of 3 and compare with PyTorch.
+        extra_metadata: more ``metadata_props`` entries (e.g. a runner's cache key).
 
     Raises:
         ModelError: a missing or invalid model dir.
@@ -154,7 +156,7 @@ def export_onnx(model_dir: str | os.PathLike, *, out: str | os.PathLike | None =
     path = _output_path(model_dir, out, "onnx")
     swap = SwapPath(model).eval()
     data = _to_onnx(swap, _example(card, TRACE_BATCH), card, input_names=["face"],
-                    output_names=["rgb", "mask"], opset=opset, kind="swap")
+                    output_names=["rgb", "mask"], opset=opset, kind="swap", extra_metadata=extra_metadata)
     diffs: dict[str, float] = {}
     if check:
         face = _example(card, CHECK_BATCH)
@@ -254,8 +256,8 @@ def export_model(model_dir: str | os.PathLike, *, format: ExportFormat, out: str
     raise ConfigError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
 
 
-def read_onnx_card(path: str | os.PathLike) -> ModelCard:
-    """The :class:`ModelCard` embedded in an exported ONNX or ``.dfm`` file (``metadata_props``)."""
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict."""
     onnx = _import_onnx()
     try:
         proto = onnx.load(str(path), load_external_data=False)
@@ -263,7 +265,12 @@ def read_onnx_card(path: str | os.PathLike) -> ModelCard:
         raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from None
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ModelError(f"{path} is not an ONNX model ({type(exc).__name__})") from None
-    meta = {p.key: p.value for p in proto.metadata_props}
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+def read_onnx_card(path: str | os.PathLike) -> ModelCard:
+    """The :class:`ModelCard` embedded in an exported ONNX or ``.dfm`` file (``metadata_props``)."""
+    meta = read_onnx_metadata(path)
     if CARD_KEY not in meta:
         raise ModelError(f"{path} carries no {CARD_KEY} metadata: it was not exported by vfxswap")
     return ModelCard.from_json(meta[CARD_KEY], where=f"{path} ({CARD_KEY})")
@@ -306,7 +313,8 @@ def _import_onnx():
 
 
 def _to_onnx(module: nn.Module, example: torch.Tensor, card: ModelCard, *, input_names: list[str],
-             output_names: list[str], opset: int, kind: str) -> bytes:
+             output_names: list[str], opset: int, kind: str,
+             extra_metadata: Mapping[str, str] | None = None) -> bytes:
     """Export ``module`` with a dynamic batch axis, embed the card, validate; returns the model bytes."""
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ConfigError(f"opset must be an integer >= {MIN_OPSET}, got {opset!r}")
@@ -342,7 +350,8 @@ def _to_onnx(module: nn.Module, example: torch.Tensor, card: ModelCard, *, input
                 dims[i].dim_param = "batch"
             else:
                 dims[i].dim_value = size
-    for key, value in ((CARD_KEY, card.to_json()), ("vfxswap.kind", kind), ("vfxswap.version", __version__)):
+    for key, value in ((CARD_KEY, card.to_json()), ("vfxswap.kind", kind), ("vfxswap.version", __version__),
+                       *(extra_metadata or {}).items()):
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.doc_string = (f"vfxswap {kind} model: {card.arch} {card.resolution}px {card.face_type}, "

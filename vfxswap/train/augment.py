@@ -1,5 +1,8 @@
 """Training augmentation: random similarity (+flip), the deepfakes "random warp", LAB colour jitter, RCT.
 
+The CIELAB statistics and Reinhard transfer (``lab_stats``, ``transfer_lab_stats``,
+``color_transfer_rct``) live in :mod:`vfxswap.convert.color` and are re-exported here.
+
 Pure functions over NumPy arrays. Every random function takes a ``np.random.Generator`` and draws
 from it only, so a batch is a function of its generator's seed. Pixel convention as
 :mod:`vfxswap.faces.geometry`: the centre of the top-left pixel is ``(0, 0)``.
@@ -12,6 +15,14 @@ import math
 import cv2
 import numpy as np
 
+from ..convert.color import (  # noqa: F401  (lab_stats, transfer_lab_stats, color_transfer_rct re-exported)
+    _channel_affine,
+    _like,
+    _to_float,
+    color_transfer_rct,
+    lab_stats,
+    transfer_lab_stats,
+)
 from ..errors import ConfigError
 
 
@@ -77,23 +88,6 @@ def random_warp_grid(rng: np.random.Generator, size: int, *, points: int = 5,
     return dx + grid[None, :], dy + grid[:, None]
 
 
-def _to_float(image: np.ndarray) -> np.ndarray:
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise ConfigError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) * np.float32(1 / 255)
-    if image.dtype == np.float32:
-        return image
-    raise ConfigError(f"expected a uint8 or float32 RGB image, got {image.dtype}")
-
-
-def _like(out: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float32 RGB (any range) back to ``dtype``, clipped to the valid range."""
-    if dtype == np.uint8:
-        return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return np.clip(out, 0.0, 1.0, out=out)
-
-
 def color_jitter_lab(rng: np.random.Generator, image: np.ndarray, *, l: float = 0.1,  # noqa: E741
                      ab: float = 6.0) -> np.ndarray:
     """Small random changes of lightness, contrast and tint in CIELAB.
@@ -120,78 +114,3 @@ def color_jitter_lab(rng: np.random.Generator, image: np.ndarray, *, l: float = 
     # One per-channel affine: L*contrast + (mean_L*(1-contrast) + dL), a + da, b + db.
     return _like(cv2.cvtColor(_channel_affine(lab, [contrast, 1.0, 1.0], [mean_l * (1.0 - contrast) + d_l, d_a, d_b]),
                               cv2.COLOR_LAB2RGB), image.dtype)
-
-
-def _channel_affine(image: np.ndarray, gain, bias) -> np.ndarray:
-    """``image * gain + bias`` per channel of an ``(H, W, 3)`` float32 image, in one OpenCV pass."""
-    m = np.zeros((3, 4), np.float32)
-    m[[0, 1, 2], [0, 1, 2]] = gain
-    m[:, 3] = bias
-    return cv2.transform(image, m)
-
-
-def lab_stats(image: np.ndarray, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of an RGB image in CIELAB, over ``mask > 0.5`` (all pixels if ``None``).
-
-    Args:
-        image: ``(H, W, 3)`` RGB, uint8 or float32 in [0, 1].
-        mask: ``(H, W)`` mask (any dtype; uint8 masks use ``> 127``), or ``None``.
-
-    Returns:
-        ``(mean, std)``, each ``(3,)`` float64 in LAB units (L 0..100, a/b about ±100).
-    """
-    lab = cv2.cvtColor(_to_float(image), cv2.COLOR_RGB2LAB)
-    mean, std = cv2.meanStdDev(lab, mask=_binary(mask))
-    return mean.ravel(), std.ravel()
-
-
-def color_transfer_rct(source: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None,
-                       target_mask: np.ndarray | None = None) -> np.ndarray:
-    """Reinhard colour transfer: give ``source`` the LAB mean and std of ``target``.
-
-    Reinhard et al., "Color transfer between images", 2001 (DeepFaceLab's ``rct``). Statistics are
-    taken over the masks where given, so the background does not sway them; the transfer is applied
-    to the whole of ``source``.
-
-    Args:
-        source: ``(H, W, 3)`` RGB to recolour, uint8 or float32 in [0, 1].
-        target: ``(H', W', 3)`` RGB whose colours to take, uint8 or float32 in [0, 1].
-        mask: ``(H, W)`` region of ``source`` for its statistics (also used for ``target`` when
-            ``target_mask`` is ``None`` and the shapes match), or ``None`` for all pixels.
-        target_mask: ``(H', W')`` region of ``target`` for its statistics, or ``None``.
-
-    Returns:
-        The recoloured ``source``, same shape and dtype, clipped to the valid range.
-    """
-    if target_mask is None and mask is not None and mask.shape == target.shape[:2]:
-        target_mask = mask
-    mean, std = lab_stats(target, target_mask)
-    return transfer_lab_stats(source, mean, std, mask)
-
-
-def transfer_lab_stats(source: np.ndarray, mean: np.ndarray, std: np.ndarray,
-                       mask: np.ndarray | None = None) -> np.ndarray:
-    """Give ``source`` a LAB ``mean`` and ``std`` (from :func:`lab_stats`); the core of RCT.
-
-    Args:
-        source: ``(H, W, 3)`` RGB, uint8 or float32 in [0, 1].
-        mean: ``(3,)`` target LAB mean.
-        std: ``(3,)`` target LAB standard deviation.
-        mask: ``(H, W)`` region of ``source`` for its own statistics, or ``None`` for all pixels.
-
-    Returns:
-        The recoloured ``source``, same shape and dtype, clipped to the valid range.
-    """
-    src_lab = cv2.cvtColor(_to_float(source), cv2.COLOR_RGB2LAB)
-    mu_s, sd_s = (v.ravel() for v in cv2.meanStdDev(src_lab, mask=_binary(mask)))
-    gain = (np.asarray(std, np.float64) / np.maximum(sd_s, 1e-6)).astype(np.float32)
-    bias = (np.asarray(mean, np.float64) - mu_s * gain).astype(np.float32)
-    return _like(cv2.cvtColor(_channel_affine(src_lab, gain, bias), cv2.COLOR_LAB2RGB), source.dtype)
-
-
-def _binary(mask: np.ndarray | None) -> np.ndarray | None:
-    """A uint8 0/1 mask for OpenCV's statistics (uint8 masks: > 127, others: > 0.5); ``None`` if empty."""
-    if mask is None:
-        return None
-    m = ((mask > 127) if mask.dtype == np.uint8 else (mask > 0.5)).astype(np.uint8)
-    return m if m.any() else None

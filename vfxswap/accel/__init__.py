@@ -1,0 +1,1 @@
+"""Swap runners: one protocol, PyTorch / ONNX Runtime (and TensorRT later) behind it."""

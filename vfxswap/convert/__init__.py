@@ -1,0 +1,1 @@
+"""The streaming converter: colour match, masks and blending, stages and the threaded pipeline."""
