@@ -27,6 +27,8 @@ demo: venv
 	rm -rf $(OUT)/faceset_dst
 	$(BIN)/vfxswap extract $(PLATE) -o $(OUT)/faceset_dst --reference samples/reference_dst.png --progress plain
 	$(BIN)/vfxswap faceset info $(OUT)/faceset_dst
+	$(BIN)/vfxswap convert $(PLATE) -m samples/demo_model -o $(OUT)/plate_swapped.mp4 \
+		--reference samples/reference_dst.png --matte $(OUT)/matte/plate_matte.####.png --progress plain
 
 test: venv
 	$(BIN)/python -m pytest -q

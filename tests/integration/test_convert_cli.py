@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -140,3 +141,58 @@ class TestConvertErrors:
                               2, "colour method")
         assert_one_line_error(vfxswap("convert", PLATE_SEQ, "-m", model, "-o", tmp_path / "o.mp4", "--frames", "10-x"),
                               2, "10-x")
+
+
+def _face_canvas(width: int, height: int, shift: int) -> np.ndarray:
+    """An RGB frame with the reference person's face (~105 px) on a neutral background."""
+    face = cv2.cvtColor(cv2.imread(str(REFERENCE)), cv2.COLOR_BGR2RGB)
+    canvas = np.full((height, width, 3), 90, np.uint8)
+    y, x = (height - face.shape[0]) // 2, (width - face.shape[1]) // 2 + shift
+    canvas[y:y + face.shape[0], x:x + face.shape[1]] = face
+    return canvas
+
+
+class TestConvertFormats:
+    def test_odd_size_10bit_prores_stays_10bit(self, model, tmp_path):
+        src = tmp_path / "plate10.mov"
+        with av.open(str(src), "w") as c:
+            s = c.add_stream("prores_ks", rate=24)
+            s.width, s.height, s.pix_fmt = 401, 301, "yuv422p10le"
+            for i in range(10):
+                rgb16 = _face_canvas(401, 301, i).astype(np.uint16) * 257 + 37  # values off the 8-bit grid
+                for p in s.encode(av.VideoFrame.from_ndarray(rgb16, format="rgb48le").reformat(format="yuv422p10le")):
+                    c.mux(p)
+            for p in s.encode():
+                c.mux(p)
+        out = tmp_path / "swap10.mov"
+        result = vfxswap("convert", src, "-m", model, "-o", out, "--progress", "none", "--every", "1")
+        assert result.returncode == 0, result.stderr
+        assert "converted 10 frames (10 with 10 faces swapped" in result.stdout
+        with av.open(str(out)) as c:
+            stream = c.streams.video[0]
+            assert stream.codec_context.name == "prores" and stream.codec_context.pix_fmt == "yuv422p10le"
+            assert (stream.width, stream.height) == (401, 301)
+            first = next(c.decode(stream)).to_ndarray(format="rgb48le")
+        assert (first[:40, :40] % 257 != 0).any()  # background not crushed to 8-bit steps
+
+    def test_variable_frame_rate_timestamps_are_kept(self, model, tmp_path):
+        src = tmp_path / "vfr.mp4"
+        pts = [0, 1000, 1500, 3000, 3100, 5000, 7000, 7500]
+        with av.open(str(src), "w") as c:
+            s = c.add_stream("libx264", rate=24)
+            s.width, s.height, s.pix_fmt = 320, 300, "yuv420p"
+            s.time_base = Fraction(1, 12000)
+            s.codec_context.time_base = Fraction(1, 12000)
+            for i, p in enumerate(pts):
+                frame = av.VideoFrame.from_ndarray(_face_canvas(320, 300, i), format="rgb24").reformat(format="yuv420p")
+                frame.pts, frame.time_base = p, Fraction(1, 12000)
+                for packet in s.encode(frame):
+                    c.mux(packet)
+            for packet in s.encode():
+                c.mux(packet)
+        _, src_pts = decode(src)
+        out = tmp_path / "swap.mp4"
+        result = vfxswap("convert", src, "-m", model, "-o", out, "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        _, out_pts = decode(out)
+        assert out_pts == src_pts and len(set(np.diff(src_pts))) > 2  # really variable

@@ -59,19 +59,24 @@ def run_pipeline(source: Iterable[Any], stages: list[Stage], sink: Callable[[Any
     for name in ("read", *(s.name for s in stages), "write"):
         timings.setdefault(name, 0.0)
     items: Iterator[Any] = background_iter(_timed_iter(iter(source), timings, "read"), maxsize=maxsize, name="read")
+    threads = [items]
     for stage in stages:
         if stage.kind == "map":
             body = _timed_map(stage.fn, items, timings, stage.name)
         else:
             body = stage.fn(items)  # its waiting upstream is counted in upstream stages
         items = background_iter(body, maxsize=maxsize, name=stage.name)
+        threads.append(items)
     try:
         for item in items:
             start = time.perf_counter()
             sink(item)
             timings["write"] += time.perf_counter() - start
     finally:
-        items.close()
+        # Stop every stage, downstream first: each close joins that stage's thread, so no stage is
+        # still iterating its upstream when that one is closed.
+        for thread in reversed(threads):
+            thread.close()
     for stage in stages:
         if stage.kind == "iter" and hasattr(stage.fn, "seconds"):
             timings[stage.name] = stage.fn.seconds
