@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Sequence
 
 from . import __version__
-from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, VfxSwapError
+from .errors import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, ConfigError, VfxSwapError
 from .types import FACE_TYPES
 
 
@@ -204,6 +204,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--matte", metavar="PATH", help="write the blend mask as a movie or image sequence")
     p.add_argument("--face-backend", choices=["dlib", "insightface"], default="dlib")
     p.add_argument("--face-models", metavar="DIR", help="insightface model pack folder")
+    p.add_argument("--patches", metavar="DIR", help="also write each raw swapped face (RGBA PNG) and its matrix")
+    p.add_argument("--config", metavar="TOML", help="settings file; its keys are these options' names "
+                   "(e.g. color = \"mkl\", feather = 12); flags given on the command line win")
     p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
     p.set_defaults(run=_run_convert)
 
@@ -219,7 +222,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         color_smooth=args.color_smooth, mask=args.mask, erode=args.erode, feather=args.feather, blend=args.blend,
         backend=args.backend, device=args.device, batch=args.batch, codec=args.codec, frames=args.frames,
         start_frame=args.start_frame, skip_existing=args.skip_existing, matte=args.matte,
-        face_backend=args.face_backend, face_models=args.face_models)
+        face_backend=args.face_backend, face_models=args.face_models, patches=args.patches)
     with Progress(args.progress) as progress:
         report = convert(args.input, args.model, args.output, config, progress=progress)
     stages = "  ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
@@ -227,6 +230,43 @@ def _run_convert(args: argparse.Namespace) -> int:
           f"{report.backend}) in {report.seconds:.1f} s, {report.frames_per_second:.1f} fps -> {report.output}\n"
           f"stage time: {stages}", flush=True)
     return EXIT_OK
+
+
+def _apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """``--config FILE.toml``: its keys become the subcommand's defaults, so explicit flags override them."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, _ = pre.parse_known_args(argv)
+    if not known.config:
+        return
+    import tomllib
+
+    try:
+        with open(known.config, "rb") as f:
+            values = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read --config {known.config}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config {known.config} is not valid TOML: {exc}") from None
+    command = next((a for a in argv if a in _subparsers(parser)), None)
+    if command is None:
+        return
+    sub = _subparsers(parser)[command]
+    values = values.get(command, values)  # a [convert] table, or plain keys
+    dests = {a.dest for a in sub._actions} - {"help", "config", "input", "output", "model", "run"}
+    settings = {k.replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(settings) - dests)
+    if unknown:
+        raise ConfigError(f"--config {known.config}: unknown {command} settings {', '.join(unknown)}; "
+                          f"valid: {', '.join(sorted(dests))}")
+    sub.set_defaults(**settings)
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -250,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _apply_config_file(parser, argv)
+    except VfxSwapError as exc:
+        print(f"vfxswap: error: {exc}", file=sys.stderr)
+        return exc.exit_code
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)

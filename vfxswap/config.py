@@ -100,6 +100,8 @@ class ConvertConfig:
         skip_existing: image-sequence outputs: leave frames already on disk.
         matte: path (movie or sequence pattern) for the blend-mask pass, or ``None``.
         face_backend, face_models: face-analysis backend and insightface pack folder.
+        patches: folder for the raw swapped faces (``NNNNNNNN_tTT.png`` RGBA: swapped RGB + learned mask)
+            and ``patches.jsonl`` (frame number, track, ``frame_from_face``), for external compositing.
     """
 
     faces: Literal["all", "largest", "reference"] = "all"
@@ -125,6 +127,7 @@ class ConvertConfig:
     matte: str | None = None
     face_backend: Literal["dlib", "insightface"] = "dlib"
     face_models: str | None = None
+    patches: str | None = None
 
     def __post_init__(self) -> None:
         if self.reference and self.faces == "all":

@@ -196,3 +196,31 @@ class TestConvertFormats:
         assert result.returncode == 0, result.stderr
         _, out_pts = decode(out)
         assert out_pts == src_pts and len(set(np.diff(src_pts))) > 2  # really variable
+
+
+class TestConvertSettings:
+    def test_config_file_with_cli_overrides_and_patches(self, model, tmp_path):
+        import json
+
+        (tmp_path / "shot.toml").write_text('[convert]\ncolor = "mkl"\nfeather = 12\nfaces = "largest"\n')
+        out = tmp_path / "out.####.png"
+        result = vfxswap("convert", PLATE_SEQ, "-m", model, "-o", out, "--config", tmp_path / "shot.toml",
+                         "--feather", "4", "--frames", "1001-1003", "--patches", tmp_path / "patches",
+                         "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        settings = json.loads((tmp_path / "out.vfxswap.json").read_text())["settings"]
+        assert (settings["color"], settings["feather"], settings["faces"]) == ("mkl", 4, "largest")
+        assert "converted 3 frames (3 with 3 faces swapped" in result.stdout  # largest: one face per frame
+        lines = [json.loads(x) for x in (tmp_path / "patches" / "patches.jsonl").read_text().splitlines()]
+        assert [x["frame"] for x in lines] == [1001, 1002, 1003]
+        patch = cv2.imread(str(tmp_path / "patches" / lines[0]["patch"]), cv2.IMREAD_UNCHANGED)
+        assert patch.shape == (64, 64, 4) and patch.dtype == np.uint16
+        assert np.array(lines[0]["frame_from_face"]).shape == (2, 3)
+
+    def test_bad_config_file(self, model, tmp_path):
+        (tmp_path / "bad.toml").write_text("colour = 1\n")
+        assert_one_line_error(vfxswap("convert", PLATE_SEQ, "-m", model, "-o", tmp_path / "o.mp4",
+                                      "--config", tmp_path / "bad.toml"), 2, "unknown convert settings colour")
+        (tmp_path / "broken.toml").write_text("color = \n")
+        assert_one_line_error(vfxswap("convert", PLATE_SEQ, "-m", model, "-o", tmp_path / "o.mp4",
+                                      "--config", tmp_path / "broken.toml"), 2, "not valid TOML")

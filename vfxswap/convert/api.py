@@ -78,6 +78,7 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
     references = reference_embeddings(analyzer, config.reference) if config.reference else None
     wanted = set(parse_frames(config.frames)) if config.frames else None
     counts = {"frames": 0, "swapped": 0, "faces": 0}
+    patches = PatchWriter(Path(config.patches)) if config.patches else None
     with runner, open_source(source) as src:
         info = src.info
         total = len(wanted) if wanted is not None else info.frame_count
@@ -104,6 +105,8 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
             try:
                 def sink(work: FrameWork) -> None:
                     writer.write(dataclasses.replace(work.frame, image=work.result))
+                    if patches is not None:
+                        patches.write(work, frame_number(work.frame, info.kind, config.start_frame))
                     if matte_writer is not None:
                         matte_writer.write(dataclasses.replace(work.frame, image=_matte_image(work)))
                     counts["frames"] += 1
@@ -116,10 +119,51 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
             finally:
                 if matte_writer is not None:
                     matte_writer.close()
+                if patches is not None:
+                    patches.close()
     _write_settings(output, source, model_dir, config, card)
     return ConvertReport(output=str(output), frames=counts["frames"], frames_swapped=counts["swapped"],
                          faces_swapped=counts["faces"], backend=runner.name, seconds=time.perf_counter() - start,
                          stage_seconds={k: round(v, 3) for k, v in timings.items()})
+
+
+class PatchWriter:
+    """``--patches DIR``: each swapped face as an RGBA PNG (model output + learned mask as alpha, the
+    model's crop) and a ``patches.jsonl`` line with its frame number, track and ``frame_from_face``
+    (crop pixels -> frame pixels), so a compositor can place it with its own tools."""
+
+    def __init__(self, folder: Path) -> None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self.folder = folder
+            self._index = open(folder / "patches.jsonl", "a", encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"cannot write patches to {folder}: {exc.strerror}") from None
+
+    def write(self, work: FrameWork, number: int) -> None:
+        import cv2
+        import numpy as np
+
+        from ..faces.align import frame_from_face
+
+        lines = []
+        for s in work.swaps:
+            track = s.aligned.face.track_id
+            name = f"{number:08d}_t{track if track is not None else 0:02d}.png"
+            rgba = np.dstack([s.swapped, s.mask[..., None]])
+            bgra = cv2.cvtColor((np.clip(rgba, 0, 1) * 65535 + 0.5).astype(np.uint16), cv2.COLOR_RGBA2BGRA)
+            tmp = self.folder / f".tmp-{name}"
+            if not cv2.imwrite(str(tmp), bgra):
+                raise OutputError(f"cannot write patch {tmp}")
+            os.replace(tmp, self.folder / name)
+            lines.append(json.dumps({"frame": number, "track": track, "patch": name, "size": s.aligned.size,
+                                     "frame_from_face": frame_from_face(s.aligned.face_from_frame).round(8).tolist()}))
+        if lines:
+            self._index.write("\n".join(lines) + "\n")
+            self._index.flush()
+
+    def close(self) -> None:
+        self._index.close()
 
 
 def _writer_options(path, info, source: str | None, config: ConvertConfig) -> dict[str, object]:
