@@ -11,7 +11,6 @@ Run: `python tools/bench_convert.py [--frames 120] [--grain 4] [--backend auto] 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import platform
 import shutil

@@ -8,13 +8,12 @@ the weights file's size and modification time stored in the ONNX metadata.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import EngineError, ModelError, OutputError
+from ..errors import EngineError, OutputError
 from ..model.card import ModelCard
 from .runtime import RUNNERS, _RunnerBase
 
