@@ -10,11 +10,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from .. import __version__
+from ..atomic import replace_atomically
 from ..accel.runtime import open_runner
 from ..config import ConvertConfig
 from ..errors import OutputError
 from ..extract import proxy_scale
+from ..faces.align import frame_from_face
 from ..faces.analysis import open_analyzer
 from ..faces.identity import reference_embeddings
 from ..faces.smooth import TrackSmoother
@@ -141,21 +146,13 @@ class PatchWriter:
             raise OutputError(f"cannot write patches to {folder}: {exc.strerror}") from None
 
     def write(self, work: FrameWork, number: int) -> None:
-        import cv2
-        import numpy as np
-
-        from ..faces.align import frame_from_face
-
         lines = []
         for s in work.swaps:
             track = s.aligned.face.track_id
             name = f"{number:08d}_t{track if track is not None else 0:02d}.png"
             rgba = np.dstack([s.swapped, s.mask[..., None]])
             bgra = cv2.cvtColor((np.clip(rgba, 0, 1) * 65535 + 0.5).astype(np.uint16), cv2.COLOR_RGBA2BGRA)
-            tmp = self.folder / f".tmp-{name}"
-            if not cv2.imwrite(str(tmp), bgra):
-                raise OutputError(f"cannot write patch {tmp}")
-            os.replace(tmp, self.folder / name)
+            replace_atomically(self.folder / name, lambda tmp: cv2.imwrite(str(tmp), bgra), durable=False)
             lines.append(json.dumps({"frame": number, "track": track, "patch": name, "size": s.aligned.size,
                                      "frame_from_face": frame_from_face(s.aligned.face_from_frame).round(8).tolist()}))
         if lines:
@@ -175,9 +172,7 @@ def _writer_options(path, info, source: str | None, config: ConvertConfig) -> di
             "start_frame": config.start_frame if info.kind == "movie" else None}
 
 
-def _matte_image(work: FrameWork):
-    import numpy as np
-
+def _matte_image(work: FrameWork) -> np.ndarray:
     h, w = work.frame.image.shape[:2]
     alpha = work.matte if work.matte is not None else np.zeros((h, w), np.float32)
     return np.repeat((alpha * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
@@ -188,9 +183,5 @@ def _write_settings(output, source, model_dir, config: ConvertConfig, card) -> N
     path = _settings_file(output)
     data = {"vfxswap": __version__, "source": str(source), "model": str(model_dir), "card": dataclasses.asdict(card),
             "settings": dataclasses.asdict(config)}
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror}") from None
+    text = json.dumps(data, indent=2) + "\n"
+    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), durable=False)

@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ..atomic import replace_atomically
 from ..errors import FacesetError, OutputError
 
 RECORDS_FILE = "faceset.jsonl"
@@ -203,12 +204,9 @@ class FacesetWriter:
         if not faces:
             return
         for crop, record in faces:
-            final = self.root / record.crop_name
-            tmp = final.with_name(f".tmp-{final.name}")
-            ok = cv2.imwrite(str(tmp), cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), _PNG_PARAMS)
-            if not ok:
-                raise OutputError(f"cannot write face crop {tmp}: check free space and permissions")
-            os.replace(tmp, final)
+            bgr = cv2.cvtColor(crop, cv2.COLOR_RGB2BGR)
+            replace_atomically(self.root / record.crop_name, lambda tmp: cv2.imwrite(str(tmp), bgr, _PNG_PARAMS),
+                               durable=False)
         try:
             self._file.write("".join(r.to_json() + "\n" for _, r in faces))
             self._file.flush()

@@ -27,6 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
+from ..atomic import replace_atomically
 from ..errors import ModelError, OutputError
 from .autoencoder import FaceSwapModel
 from .card import ModelCard
@@ -36,34 +37,21 @@ WEIGHTS = "weights.safetensors"
 TRAIN_STATE = "train_state.pt"
 
 
-def _replace_atomically(path: Path, write) -> None:
-    """Call ``write(tmp_path)``, fsync the result and rename it onto ``path``."""
-    tmp = path.with_name(f".tmp-{path.name}")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def save_card(model_dir: Path, card: ModelCard) -> None:
     card = dataclasses.replace(card, vfxswap_version=__version__)
-    _replace_atomically(model_dir / CARD, lambda tmp: tmp.write_text(card.to_json(), encoding="utf-8"))
+    replace_atomically(model_dir / CARD, lambda tmp: tmp.write_text(card.to_json(), encoding="utf-8"))
 
 
 def save_weights(model_dir: Path, model: FaceSwapModel, *, step: int, dtype: torch.dtype = torch.float32) -> None:
     """Write the model's tensors (cast to ``dtype``, e.g. float16 for a small shipped model)."""
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    _replace_atomically(model_dir / WEIGHTS, lambda tmp: save_file(tensors, str(tmp), metadata={
+    replace_atomically(model_dir / WEIGHTS, lambda tmp: save_file(tensors, str(tmp), metadata={
         "format": "vfxswap", "step": str(step)}))
 
 
 def save_train_state(model_dir: Path, state: dict[str, Any]) -> None:
     """Write a resumable training state (tensors, numbers, strings and containers of them only)."""
-    _replace_atomically(model_dir / TRAIN_STATE, lambda tmp: torch.save(state, str(tmp)))
+    replace_atomically(model_dir / TRAIN_STATE, lambda tmp: torch.save(state, str(tmp)))
 
 
 def save_model_dir(model_dir: str | os.PathLike, model: FaceSwapModel, card: ModelCard, *,

@@ -42,7 +42,8 @@ from .. import __version__
 from ..errors import ConfigError, EngineError, ModelError, OutputError
 from .autoencoder import FaceSwapModel, SwapPath
 from .card import ModelCard
-from .checkpoint import _replace_atomically, load_model
+from ..atomic import replace_atomically
+from .checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ def _output_path(model_dir: str | os.PathLike, out: str | os.PathLike | None, fm
 
 
 def _write(path: Path, write: Callable[[Path], object]) -> None:
-    _replace_atomically(path, write)
+    replace_atomically(path, write)
     log.info("wrote %s", path)
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..atomic import replace_atomically
 from ..errors import ConfigError, ModelError, OutputError
 from ..model.autoencoder import FaceSwapModel
 from ..model.card import PRESETS, ModelCard
@@ -278,11 +279,8 @@ class _Run:
         grid = preview_grid(self.model, self.to_device(self.batches.batch(0)))  # a fixed set of faces
         folder = self.root / PREVIEWS
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.step:08d}.png"
-        tmp = path.with_name(f".tmp-{path.name}")
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)):
-            raise OutputError(f"cannot write preview {tmp}")
-        tmp.replace(path)
+        bgr = cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)
+        replace_atomically(folder / f"{self.step:08d}.png", lambda tmp: cv2.imwrite(str(tmp), bgr), durable=False)
 
 
 def _open_metrics(path: Path, step: int):
