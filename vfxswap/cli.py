@@ -178,7 +178,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="swap the faces of a plate with a trained model",
                        description="Decode a plate, find and track faces, swap them through the model, colour-match, "
                                    "blend and encode. Audio, timecode and frame count are kept.")
-    p.add_argument("input", help="movie, image-sequence pattern (shot.####.exr) or folder")
+    p.add_argument("input", help="movie, image-sequence pattern (shot.####.exr), folder, - (standard input) or a URL")
     p.add_argument("-m", "--model", required=True, help="trained model folder")
     p.add_argument("-o", "--output", required=True, help="movie path or image-sequence pattern (out.####.exr)")
     p.add_argument("--faces", choices=["all", "largest", "reference"], default="all", help="faces to swap (default all)")
@@ -202,6 +202,14 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--start-frame", type=int, default=1001, help="number of a movie's first frame (default 1001)")
     p.add_argument("--skip-existing", action="store_true", help="sequence outputs: keep frames already written")
     p.add_argument("--matte", metavar="PATH", help="write the blend mask as a movie or image sequence")
+    p.add_argument("--alpha", action="store_true",
+                   help="write the blend mask as the output's alpha (ProRes 4444, FFV1, EXR/PNG/TIFF/DPX)")
+    p.add_argument("--ocio-config", metavar="CONFIG",
+                   help="OpenColorIO config for the face path: a .ocio file or a built-in such as "
+                        "ocio://studio-config-latest (default ocio://cg-config-latest)")
+    p.add_argument("--input-colorspace", metavar="NAME",
+                   help="colour space of the plate in that config (e.g. ACEScg, 'ARRI LogC4'); faces go "
+                        "through OpenColorIO to the model's sRGB and back")
     p.add_argument("--face-backend", choices=["dlib", "insightface"], default="dlib")
     p.add_argument("--face-models", metavar="DIR", help="insightface model pack folder")
     p.add_argument("--patches", metavar="DIR", help="also write each raw swapped face (RGBA PNG) and its matrix")
@@ -222,7 +230,8 @@ def _run_convert(args: argparse.Namespace) -> int:
         color_smooth=args.color_smooth, mask=args.mask, erode=args.erode, feather=args.feather, blend=args.blend,
         backend=args.backend, device=args.device, batch=args.batch, codec=args.codec, frames=args.frames,
         start_frame=args.start_frame, skip_existing=args.skip_existing, matte=args.matte,
-        face_backend=args.face_backend, face_models=args.face_models, patches=args.patches)
+        face_backend=args.face_backend, face_models=args.face_models, patches=args.patches, alpha=args.alpha,
+        ocio_config=args.ocio_config, input_colorspace=args.input_colorspace)
     with Progress(args.progress) as progress:
         report = convert(args.input, args.model, args.output, config, progress=progress)
     stages = "  ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
@@ -284,6 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_convert(sub)
     _add_export(sub)
+    from . import cli_eval, cli_farm, cli_timeline
+
+    cli_timeline.add_commands(sub)
+    cli_farm.add_commands(sub)
+    cli_eval.add_commands(sub)
     return parser
 
 

@@ -102,6 +102,11 @@ class ConvertConfig:
         face_backend, face_models: face-analysis backend and insightface pack folder.
         patches: folder for the raw swapped faces (``NNNNNNNN_tTT.png`` RGBA: swapped RGB + learned mask)
             and ``patches.jsonl`` (frame number, track, ``frame_from_face``), for external compositing.
+        alpha: write the blend mask as the output's alpha channel (ProRes 4444, FFV1, EXR/PNG/TIFF/DPX).
+        ocio_config: OpenColorIO config (file or ``ocio://`` URI) for the face path; with it or with
+            ``input_colorspace`` faces go plate space -> model space -> plate space through OCIO.
+        input_colorspace: colour space of the plate (default: what the reader says, ``srgb`` for
+            integer frames, ``linear`` (the config's scene_linear role) for float EXRs).
     """
 
     faces: Literal["all", "largest", "reference"] = "all"
@@ -128,6 +133,9 @@ class ConvertConfig:
     face_backend: Literal["dlib", "insightface"] = "dlib"
     face_models: str | None = None
     patches: str | None = None
+    alpha: bool = False
+    ocio_config: str | None = None
+    input_colorspace: str | None = None
 
     def __post_init__(self) -> None:
         if self.reference and self.faces == "all":

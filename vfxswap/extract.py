@@ -142,6 +142,21 @@ class _Extraction:
         return out
 
 
+def _detection_due(every: int, kind: str) -> Callable[[int], bool]:
+    """Whether to detect on the frame numbered ``index`` (frames come in order): every ``every``-th
+    frame, and always after a gap in the numbering or in a folder of unrelated stills, where the
+    picture can change completely and a track cannot follow it."""
+    state = {"previous": None, "since": 0}
+
+    def due(index: int) -> bool:
+        previous = state["previous"]
+        now = kind == "stills" or previous is None or index != previous + 1 or state["since"] >= every
+        state["previous"], state["since"] = index, 1 if now else state["since"] + 1
+        return now
+
+    return due
+
+
 def extract(source: str | os.PathLike, faceset: str | os.PathLike, config: ExtractConfig = ExtractConfig(), *,
             analyzer: FaceAnalyzer | None = None, progress: ProgressFn | None = None) -> ExtractReport:
     """Extract aligned faces from a movie, an image sequence or a folder of stills into a faceset.
@@ -174,9 +189,10 @@ def extract(source: str | os.PathLike, faceset: str | os.PathLike, config: Extra
             log.info("resuming %s at frame %d (%d faces already in %s)", source_key, start, len(writer.records), faceset)
         decoded = background_iter(((f, to_display_uint8(f)) for f in src.frames(start=start)),
                                   maxsize=4, name="extract-reader")
+        due = _detection_due(config.every, src.info.kind)
         frames = background_iter(
-            ((f, img, detect_full_res(analyzer, img, scale) if i % config.every == 0 else None)
-             for i, (f, img) in enumerate(decoded)), maxsize=config.every + 2, name="extract-detector")
+            ((f, img, detect_full_res(analyzer, img, scale) if due(f.index) else None)
+             for f, img in decoded), maxsize=config.every + 2, name="extract-detector")
         with BackgroundWorker(writer.commit, maxsize=8, name="extract-writer") as commits:
             try:
                 for frame, image, detections in frames:

@@ -80,11 +80,14 @@ class Frame:
         image: ``(H, W, 3)`` RGB; ``uint8`` or ``uint16`` display-referred code values, or ``float32``
             (scene-linear for EXR unless ``color_space`` says otherwise).
         index: frame number: position from 0 in a movie, the file's number in a sequence.
-        color_space: name of the colour space of ``image`` (``srgb``, ``linear``, or an OCIO name).
+        color_space: name of the colour space of ``image`` (``srgb``, ``linear``, an OCIO name, or
+            ``data``: non-colour values such as mattes, written to every format without conversion).
         pts: presentation timestamp in ``time_base`` units (movies), else ``None``.
         time_base: seconds per pts tick, else ``None``.
         timecode: this frame's timecode, if known.
         source: the file the frame came from (image sequences and stills), else ``None``.
+        alpha: ``(H, W)`` float32 coverage in [0, 1] for outputs with an alpha channel (the
+            converter's face matte; ``image`` is not premultiplied by it), else ``None``.
     """
 
     image: np.ndarray
@@ -94,11 +97,14 @@ class Frame:
     time_base: Fraction | None = None
     timecode: str | None = None
     source: str | None = None
+    alpha: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         _check_array("Frame.image", self.image, (None, None, 3))
         if self.image.dtype not in (np.uint8, np.uint16, np.float32):
             raise ConfigError(f"Frame.image dtype must be uint8, uint16 or float32, got {self.image.dtype}")
+        if self.alpha is not None:
+            _check_array("Frame.alpha", self.alpha, self.image.shape[:2])
 
     def __repr__(self) -> str:
         return f"Frame(index={self.index}, image={_shape(self.image)}, color_space={self.color_space!r}, pts={self.pts})"
@@ -203,6 +209,10 @@ class FrameWork:
         output: the composited image (same dtype and colour space as ``frame.image``); ``None`` until
             composited — a frame with nothing to swap is written as ``frame.image``, untouched.
         matte: ``(H, W)`` float32 [0, 1] blend mask of all swapped faces, when asked for.
+        number: the frame's number in ``--frames`` terms (movies: ``start_frame + index``).
+        to_write: whether the frame goes to the output (``False``: a handle that tracking,
+            smoothing or colour history of written frames depends on).
+        to_swap: whether its faces go through the model.
     """
 
     frame: Frame
@@ -212,6 +222,9 @@ class FrameWork:
     swaps: tuple[SwapResult, ...] = ()
     output: np.ndarray | None = None
     matte: np.ndarray | None = None
+    number: int = 0
+    to_write: bool = True
+    to_swap: bool = True
 
     @property
     def result(self) -> np.ndarray:
@@ -221,3 +234,50 @@ class FrameWork:
     def __repr__(self) -> str:
         return (f"FrameWork(index={self.frame.index}, faces={len(self.faces)}, swaps={len(self.swaps)}, "
                 f"output={_shape(self.output)})")
+
+
+@dataclasses.dataclass(frozen=True)
+class SwapJob:
+    """One convert job: frames ``first``..``last`` (inclusive, in the numbering ``convert --frames``
+    uses) of ``source`` into ``output``; a timeline clip's media range or a whole plate.
+
+    Attributes:
+        name: the job's name (a shot or media name; unique within a plan).
+        source: movie, image-sequence pattern or folder to convert.
+        output: movie path or image-sequence pattern (``out.####.exr``).
+        first, last: frame numbers, inclusive.
+        start_frame: ``--start-frame``: the number of a movie source's first frame.
+    """
+
+    name: str
+    source: str
+    output: str  # movie path or image-sequence pattern (out.####.exr)
+    first: int
+    last: int
+    start_frame: int = 1001  # passed to convert as --start-frame (numbering of a movie source)
+
+    def __post_init__(self) -> None:
+        if not self.name or not str(self.name).strip():
+            raise ConfigError("a swap job needs a name")
+        for field in ("first", "last", "start_frame"):
+            value = getattr(self, field)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"shot {self.name}: {field} must be a non-negative int, got {value!r}")
+        if self.last < self.first:
+            raise ConfigError(f"shot {self.name}: frame range {self.first}-{self.last} runs backwards")
+        if not self.source or not self.output:
+            raise ConfigError(f"shot {self.name}: source and output must be paths")
+
+    @property
+    def frames(self) -> str:
+        """The job's range as a frame expression (``1001-1100``)."""
+        from .io.frames import format_frames
+
+        return format_frames(range(self.first, self.last + 1))
+
+    @property
+    def is_movie(self) -> bool:
+        """Whether the output is a movie (joined from chunk files by an assemble task)."""
+        from .io.writer import is_movie_path
+
+        return is_movie_path(self.output)

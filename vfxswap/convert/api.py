@@ -7,7 +7,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -23,11 +23,12 @@ from ..faces.align import frame_from_face
 from ..faces.analysis import open_analyzer
 from ..faces.identity import reference_embeddings
 from ..faces.smooth import TrackSmoother
-from ..io import open_source, open_writer, parse_frames, to_display_uint8
-from ..io.writer import is_movie_path
+from ..io import open_source, open_writer, parse_frames
+from ..io.writer import is_movie_path, settings_file
 from ..types import Frame, FrameWork
 from .pipeline import Stage, run_pipeline
-from .stages import Compositor, DetectEvery, FaceFinder, SwapBatches, align
+from .selection import FrameSelection
+from .stages import ColorPath, Compositor, DetectEvery, FaceFinder, SwapBatches, align
 
 ProgressFn = Callable[[int, int], None]
 
@@ -55,11 +56,126 @@ def frame_number(frame: Frame, kind: str, start_frame: int) -> int:
     return start_frame + frame.index if kind == "movie" else frame.index
 
 
-def _settings_file(output: str | os.PathLike) -> Path:
-    """``swap.mp4`` -> ``swap.vfxswap.json``; ``out.####.exr`` -> ``out.vfxswap.json``."""
-    out = Path(output)
-    stem = out.stem if is_movie_path(str(out)) else out.name.split("%")[0].split("#")[0].split("@")[0].rstrip("._")
-    return out.parent / f"{stem or 'output'}.vfxswap.json"
+class SwapModel:
+    """A trained model opened for converting: its swap runner and the face analyzer; a context
+    manager. Open it once and convert many clips or batches (host integrations keep one).
+
+    Args:
+        model_dir: a trained model folder.
+        config: converter settings; ``backend``, ``device``, ``face_backend`` and ``face_models``
+            are used here, the rest per clip.
+
+    Raises:
+        ModelError, ConfigError, EngineError: see :func:`convert`.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike, config: ConvertConfig = ConvertConfig()) -> None:
+        self.runner = open_runner(model_dir, backend=config.backend, device=config.device)
+        self.card = self.runner.card
+        try:
+            self.analyzer = open_analyzer(config.face_backend, **config.extract_view().analyzer_options())
+        except BaseException:
+            self.runner.close()
+            raise
+
+    def __enter__(self) -> SwapModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.runner.close()
+
+    def colors(self, config: ConvertConfig) -> ColorPath:
+        """The colour path of ``config`` into this model's colour space."""
+        return ColorPath(ocio_config=config.ocio_config, input_colorspace=config.input_colorspace,
+                         model_space=self.card.color_space)
+
+    @staticmethod
+    def smoother(config: ConvertConfig) -> TrackSmoother[FrameWork]:
+        return TrackSmoother(config.smooth, faces_of=lambda w: w.faces,
+                             with_faces=lambda w, faces: dataclasses.replace(w, faces=tuple(faces)))
+
+    def stages(self, config: ConvertConfig, keyframe: Callable[[int], bool], smoother: TrackSmoother,
+               *, references: np.ndarray | None = None, want_matte: bool = False) -> list[Stage]:
+        """The converter's stages for one clip (they keep per-clip state: build them per clip).
+
+        Args:
+            keyframe: whether a frame number gets a detection.
+            references: ``(R, D)`` identity embeddings of the person to swap (``--faces reference``).
+        """
+        colors = self.colors(config)
+        return [
+            Stage("detect", DetectEvery(self.analyzer, keyframe, proxy_scale(config.extract_view(), self.analyzer))),
+            Stage("track", FaceFinder(self.analyzer, config, references)),
+            Stage("smooth", smoother, "iter"),
+            Stage("align", lambda w: align(w, self.card, colors)),
+            Stage("swap", SwapBatches(self.runner, config.batch), "iter"),
+            Stage("composite", Compositor(config, self.card, colors, want_matte=want_matte)),
+        ]
+
+
+def swap_frames(frames: Iterable[Frame], model: SwapModel, config: ConvertConfig = ConvertConfig(), *,
+                references: np.ndarray | None = None) -> list[FrameWork]:
+    """Swap the faces of in-memory frames of one clip, in order (tracking and smoothing run across them).
+
+    For hosts that hold images rather than files (ComfyUI batches). ``config``'s output settings
+    (codec, frames, matte paths...) do not apply.
+
+    Args:
+        frames: the clip's frames (``Frame.image`` ``(H, W, 3)`` uint8/uint16/float32).
+        model: an open :class:`SwapModel`.
+        references: ``(R, D)`` embeddings of the person to swap (see
+            :func:`~vfxswap.faces.identity.reference_embeddings`), needed for ``faces="reference"``.
+
+    Returns:
+        One :class:`FrameWork` per frame: ``result`` the swapped image (same dtype), ``matte`` the
+        ``(H, W)`` float32 blend mask (``None`` where nothing was swapped), ``swaps`` the faces.
+    """
+    colors = model.colors(config)
+    smoother = model.smoother(config)
+    works = (FrameWork(frame=f, display=colors.display(f), number=i) for i, f in enumerate(frames))
+    stages = model.stages(config, lambda n: n % config.every == 0, smoother, references=references,
+                          want_matte=True)
+    out: list[FrameWork] = []
+    run_pipeline(works, stages, out.append)
+    return out
+
+
+def _selection(config: ConvertConfig, info, writer, lookahead: int) -> tuple[FrameSelection, int]:
+    """The frames to write (``--frames`` minus, with ``--skip-existing``, those already written) and
+    how many there are."""
+    first = config.start_frame if info.kind == "movie" else info.first_frame
+    numbers = parse_frames(config.frames) if config.frames else None
+    skip = config.skip_existing and hasattr(writer, "exists")
+    if numbers is None and not skip:
+        return FrameSelection(None, first=first, every=config.every, lookahead=lookahead,
+                              color_window=config.color_smooth), info.frame_count
+    requested = set(numbers) if numbers is not None else None
+    offset = first - (0 if info.kind == "movie" else info.first_frame)  # number -> Frame.index
+
+    def wanted(n: int) -> bool:
+        return (requested is None or n in requested) and not (skip and writer.exists(n - offset))
+
+    candidates = numbers if numbers is not None else range(first, first + info.frame_count)
+    selection = FrameSelection(wanted, first=first, every=config.every, lookahead=lookahead,
+                               color_window=config.color_smooth,
+                               first_wanted=numbers[0] if numbers else None,
+                               last_wanted=numbers[-1] if numbers else None)
+    return selection, sum(1 for n in candidates if wanted(n))
+
+
+def _works(src, info, selection: FrameSelection, start_frame: int, colors: ColorPath) -> Iterator[FrameWork]:
+    """The source's frames that ``selection`` reads, as FrameWork; stops after the last one needed."""
+    offset = start_frame if info.kind == "movie" else 0  # number - Frame.index
+    for frame in src.frames(start=selection.first_read - offset):
+        n = frame_number(frame, info.kind, start_frame)
+        if selection.past_end(n):
+            return
+        if selection.read(n):
+            yield FrameWork(frame=frame, display=colors.display(frame), number=n,
+                            to_write=selection.write(n), to_swap=selection.swap(n))
 
 
 def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str | os.PathLike,
@@ -77,43 +193,37 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
         MediaError, ModelError, ConfigError, OutputError, EngineError: one-line errors (see ``cli.py``).
     """
     start = time.perf_counter()
-    runner = open_runner(model_dir, backend=config.backend, device=config.device)
-    card = runner.card
-    analyzer = open_analyzer(config.face_backend, **config.extract_view().analyzer_options())
-    references = reference_embeddings(analyzer, config.reference) if config.reference else None
-    wanted = set(parse_frames(config.frames)) if config.frames else None
+    model = SwapModel(model_dir, config)
+    try:
+        references = reference_embeddings(model.analyzer, config.reference) if config.reference else None
+    except BaseException:
+        model.close()
+        raise
     counts = {"frames": 0, "swapped": 0, "faces": 0}
-    patches = PatchWriter(Path(config.patches)) if config.patches else None
-    with runner, open_source(source) as src:
+    with model, open_source(source) as src:
         info = src.info
-        total = len(wanted) if wanted is not None else info.frame_count
-        frames = iter(src.frames())
-        if wanted is not None:
-            frames = (f for f in frames if frame_number(f, info.kind, config.start_frame) in wanted)
-        works = (FrameWork(frame=f, display=to_display_uint8(f)) for f in frames)
-        smoother = TrackSmoother(config.smooth, faces_of=lambda w: w.faces,
-                                 with_faces=lambda w, faces: dataclasses.replace(w, faces=tuple(faces)))
-        stages = [
-            Stage("detect", DetectEvery(analyzer, config.every, proxy_scale(config.extract_view(), analyzer))),
-            Stage("track", FaceFinder(analyzer, config, references)),
-            Stage("smooth", smoother, "iter"),
-            Stage("align", lambda w: align(w, card)),
-            Stage("swap", SwapBatches(runner, config.batch), "iter"),
-            Stage("composite", Compositor(config, card, want_matte=config.matte is not None)),
-        ]
-        with open_writer(output, info, **_writer_options(output, info, str(source), config)) as writer:
-            if config.skip_existing and hasattr(writer, "exists"):
-                works = (w for w in works if not writer.exists(w.frame.index))
+        patches = PatchWriter(Path(config.patches)) if config.patches else None
+        with open_writer(output, info, alpha=config.alpha,
+                         **_writer_options(output, info, str(source), config)) as writer:
+            smoother = model.smoother(config)
+            selection, total = _selection(config, info, writer, smoother.lookahead)
+            works = _works(src, info, selection, config.start_frame, model.colors(config))
+            stages = model.stages(config, selection.keyframe, smoother, references=references,
+                                  want_matte=config.matte is not None or config.alpha)
+            float_matte = bool(config.matte) and str(config.matte).lower().endswith(".exr")
             matte_writer = (open_writer(config.matte, dataclasses.replace(info, has_audio=False),
                                         **_writer_options(config.matte, info, None, config))
                             if config.matte else None)
             try:
                 def sink(work: FrameWork) -> None:
-                    writer.write(dataclasses.replace(work.frame, image=work.result))
+                    if not work.to_write:
+                        return
+                    writer.write(dataclasses.replace(work.frame, image=work.result,
+                                                     alpha=work.matte if config.alpha else None))
                     if patches is not None:
-                        patches.write(work, frame_number(work.frame, info.kind, config.start_frame))
+                        patches.write(work, work.number)
                     if matte_writer is not None:
-                        matte_writer.write(dataclasses.replace(work.frame, image=_matte_image(work)))
+                        matte_writer.write(_matte_frame(work, float_matte))
                     counts["frames"] += 1
                     counts["swapped"] += bool(work.swaps)
                     counts["faces"] += len(work.swaps)
@@ -126,9 +236,9 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
                     matte_writer.close()
                 if patches is not None:
                     patches.close()
-    _write_settings(output, source, model_dir, config, card)
+    _write_settings(output, source, model_dir, config, model.card)
     return ConvertReport(output=str(output), frames=counts["frames"], frames_swapped=counts["swapped"],
-                         faces_swapped=counts["faces"], backend=runner.name, seconds=time.perf_counter() - start,
+                         faces_swapped=counts["faces"], backend=model.runner.name, seconds=time.perf_counter() - start,
                          stage_seconds={k: round(v, 3) for k, v in timings.items()})
 
 
@@ -172,15 +282,21 @@ def _writer_options(path, info, source: str | None, config: ConvertConfig) -> di
             "start_frame": config.start_frame if info.kind == "movie" else None}
 
 
-def _matte_image(work: FrameWork) -> np.ndarray:
-    h, w = work.frame.image.shape[:2]
-    alpha = work.matte if work.matte is not None else np.zeros((h, w), np.float32)
-    return np.repeat((alpha * 255 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
+def _matte_frame(work: FrameWork, as_float: bool) -> Frame:
+    """The blend mask as a grey frame of colour space ``data`` (stored without colour conversion):
+    float32 mask values when ``as_float`` (EXR mattes), else at the plate's depth (uint8/uint16
+    code values for 8/16-bit plates)."""
+    image = work.frame.image
+    alpha = work.matte if work.matte is not None else np.zeros(image.shape[:2], np.float32)
+    if image.dtype != np.float32 and not as_float:
+        top = np.iinfo(image.dtype).max
+        alpha = (np.clip(alpha, 0.0, 1.0) * top + 0.5).astype(image.dtype)
+    return dataclasses.replace(work.frame, image=np.repeat(alpha[..., None], 3, axis=2), color_space="data")
 
 
 def _write_settings(output, source, model_dir, config: ConvertConfig, card) -> None:
     """The resolved settings beside the output (``NAME.vfxswap.json``), written atomically."""
-    path = _settings_file(output)
+    path = settings_file(output)
     data = {"vfxswap": __version__, "source": str(source), "model": str(model_dir), "card": dataclasses.asdict(card),
             "settings": dataclasses.asdict(config)}
     text = json.dumps(data, indent=2) + "\n"

@@ -2,15 +2,16 @@
 
 Stateful stages (tracking, colour smoothing) are small classes whose ``__call__`` is the stage; the
 pipeline (``pipeline.py``) owns threads and queues. Colour: the model works in its card's colour
-space (display-referred sRGB in [0, 1]); 8/16-bit frames are scaled code values, float frames are
-treated as scene-linear Rec.709 and go through the sRGB transfer function on the way in and out.
+space (display-referred sRGB in [0, 1]); :class:`ColorPath` carries crops there and back (built-in
+sRGB transfer, or OpenColorIO when the user names a config or the plate's colour space).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from ..faces.analysis import FaceAnalyzer
 from ..faces.identity import TrackIdentities
 from ..faces.masks import hull_mask
 from ..faces.track import FaceTracker
+from ..io.colorspace import FaceSpace, to_display_uint8
 from ..model.card import ModelCard
 from ..types import AlignedFace, Face, Frame, FrameWork, SwapResult
 from .blend import composite, face_mask, matte
@@ -56,6 +58,47 @@ def from_model_space(rgb: np.ndarray, frame: Frame) -> np.ndarray:
     return srgb_decode(rgb)
 
 
+class ColorPath:
+    """The converter's colour path: the display image faces are found on, and face crops into the
+    model's space and back.
+
+    Without OpenColorIO settings, integer frames are sRGB code values and float frames scene-linear
+    Rec.709 (:func:`to_model_space`). With ``ocio_config`` or ``input_colorspace`` every frame goes
+    through OCIO (:class:`~vfxswap.io.colorspace.FaceSpace`), from ``input_colorspace`` or else the
+    frame's own ``color_space``. Thread-safe.
+    """
+
+    def __init__(self, *, ocio_config: str | None = None, input_colorspace: str | None = None,
+                 model_space: str = "srgb") -> None:
+        self.enabled = bool(ocio_config or input_colorspace)
+        self._config, self._input, self._model = ocio_config, input_colorspace, model_space
+        self._spaces: dict[str, FaceSpace] = {}
+        self._lock = threading.Lock()
+        if self.enabled and input_colorspace:
+            self._space(input_colorspace)  # fail early on a bad config or name
+
+    def _space(self, plate_space: str) -> FaceSpace:
+        with self._lock:
+            if plate_space not in self._spaces:
+                self._spaces[plate_space] = FaceSpace(plate_space, config=self._config, model_space=self._model)
+            return self._spaces[plate_space]
+
+    def _for(self, frame: Frame) -> FaceSpace:
+        return self._space(self._input or frame.color_space)
+
+    def display(self, frame: Frame) -> np.ndarray:
+        """``(H, W, 3)`` uint8 sRGB image of the frame for detection and tracking."""
+        return self._for(frame).display(frame.image) if self.enabled else to_display_uint8(frame)
+
+    def to_model(self, crop: np.ndarray, frame: Frame) -> np.ndarray:
+        """``(S, S, 3)`` crop of ``frame`` -> float32 model values in [0, 1]."""
+        return self._for(frame).to_model(crop) if self.enabled else to_model_space(crop, frame)
+
+    def from_model(self, rgb: np.ndarray, frame: Frame) -> np.ndarray:
+        """``(S, S, 3)`` model values -> the frame's values as :func:`composite` blends them."""
+        return self._for(frame).from_model(rgb) if self.enabled else from_model_space(rgb, frame)
+
+
 class FaceFinder:
     """Tracks faces on the frames' display images and keeps the ones to swap.
 
@@ -84,25 +127,31 @@ class FaceFinder:
 
 
 class DetectEvery:
-    """Stage: pairs each FrameWork with its detections (every ``every``-th frame, on a proxy) or ``None``."""
+    """Stage: pairs each FrameWork with its detections (on a proxy) on keyframes, ``None`` in between.
 
-    def __init__(self, analyzer: FaceAnalyzer, every: int, scale: float) -> None:
-        self.analyzer, self.every, self.scale = analyzer, every, scale
-        self._count = 0
+    Args:
+        keyframe: whether a frame number (``FrameWork.number``) is a detection keyframe; fixed
+            numbers (not "every n-th frame read") keep partial converts identical to full ones.
+    """
+
+    def __init__(self, analyzer: FaceAnalyzer, keyframe: Callable[[int], bool], scale: float) -> None:
+        self.analyzer, self.keyframe, self.scale = analyzer, keyframe, scale
 
     def __call__(self, work: FrameWork) -> tuple[FrameWork, list[Face] | None]:
-        due = self._count % self.every == 0
-        self._count += 1
+        due = self.keyframe(work.number)
         return work, (detect_full_res(self.analyzer, work.display, self.scale) if due else None)
 
 
-def align(work: FrameWork, card: ModelCard) -> FrameWork:
-    """Cut each face out of the frame into the model's crop, in the model's colour space."""
+def align(work: FrameWork, card: ModelCard, colors: ColorPath) -> FrameWork:
+    """Cut each face out of the frame into the model's crop, in the model's colour space (only
+    frames whose ``to_swap`` is set)."""
+    if not work.to_swap:
+        return work
     size = card.resolution
     aligned = []
     for face in work.faces:
         m = face_from_frame(face.landmarks, size, card.face_type)
-        crop = to_model_space(warp_to_face(work.frame.image, m, size), work.frame)
+        crop = colors.to_model(warp_to_face(work.frame.image, m, size), work.frame)
         aligned.append(AlignedFace(image=crop, face_from_frame=m, size=size, face_type=card.face_type, face=face))
     return dataclasses.replace(work, aligned=tuple(aligned))
 
@@ -144,15 +193,21 @@ class SwapBatches:
 class Compositor:
     """Colour-matches each swapped face to the plate, builds its mask and blends it into a copy of the frame."""
 
-    def __init__(self, config: ConvertConfig, card: ModelCard, *, want_matte: bool) -> None:
+    def __init__(self, config: ConvertConfig, card: ModelCard, color_path: ColorPath, *, want_matte: bool) -> None:
         self.config = config
         self.card = card
+        self.color_path = color_path
         self.want_matte = want_matte
         self.colors = ColorSmoother(config.color, config.color_smooth)
 
     def __call__(self, work: FrameWork) -> FrameWork:
         if not work.swaps:
             return work  # untouched: written bit-exact
+        if not work.to_write:  # a handle: only the colour history needs its faces
+            for s in work.swaps:
+                self.colors(s.swapped, s.aligned.image, hull_mask(landmarks_in_face(s.aligned), self.card.resolution),
+                            s.aligned.face.track_id)
+            return work
         cfg = self.config
         size = self.card.resolution
         out = work.frame.image.copy()
@@ -163,7 +218,7 @@ class Compositor:
             mask = face_mask(source=cfg.mask, hull=hull, learned=learned, erode=cfg.erode, feather=cfg.feather)
             rgb = self.colors(s.swapped, s.aligned.image, hull, s.aligned.face.track_id)
             m = frame_from_face(s.aligned.face_from_frame)
-            composite(out, from_model_space(rgb, work.frame), mask, m, method=cfg.blend)
+            composite(out, self.color_path.from_model(rgb, work.frame), mask, m, method=cfg.blend)
             placed.append((mask, m))
         mat = matte(out.shape[:2], placed) if self.want_matte else None
         return dataclasses.replace(work, output=out, matte=mat)

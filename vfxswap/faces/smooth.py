@@ -90,10 +90,10 @@ class TrackSmoother(Generic[T]):
         self.radius = radius
         self.max_gap = max(1, radius) if max_gap is None else max_gap
         self._faces_of, self._with_faces = faces_of, with_faces
-        self._lookahead = max(self.radius, self.max_gap)
+        self.lookahead = max(self.radius, self.max_gap)  # frames an item waits for the ones after it
 
     def __call__(self, items: Iterable[T]) -> Iterator[T]:
-        keep = self._lookahead
+        keep = self.lookahead
         buffer: list[T] = []
         tracks: list[dict[int, Face]] = []
         next_out = 0  # index in buffer of the next item to emit

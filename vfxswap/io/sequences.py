@@ -383,6 +383,7 @@ _WRITE_BITS: dict[str, tuple[int, ...]] = {
     "bmp": (8,),
     "webp": (8,),
 }
+ALPHA_EXTENSIONS: tuple[str, ...] = ("exr", "png", "tif", "tiff", "dpx")  # files that hold RGBA
 EXR_COMPRESSIONS: tuple[str, ...] = ("zip", "zips", "dwaa", "dwab", "piz", "rle", "none")
 _LINEAR = "lin_rec709_srgb"  # what a float EXR holds when read back as color_space "linear"
 
@@ -438,7 +439,7 @@ def display_code_values(frame: Frame, bits: int) -> np.ndarray:
         if bits > 8:
             return np.ascontiguousarray(image)
         return cv2.convertScaleAbs(np.ascontiguousarray(image), alpha=1.0 / 257.0)
-    if frame.color_space != "srgb":
+    if frame.color_space not in ("srgb", "data"):
         from .colorspace import DISPLAY_SPACE
 
         image = _convert_float(image, frame.color_space, DISPLAY_SPACE)
@@ -453,12 +454,23 @@ def _write_pixels(frame: Frame, extension: str, bits: int) -> tuple[np.ndarray, 
         image = frame.image
         if image.dtype != np.float32:  # display code values -> scene-linear, the EXR convention
             scale = np.float32(255.0 if image.dtype == np.uint8 else 65535.0)
-            image = _convert_float(image.astype(np.float32) / scale, frame.color_space, _LINEAR)
+            image = image.astype(np.float32) / scale
+            if frame.color_space != "data":
+                image = _convert_float(image, frame.color_space, _LINEAR)
         elif frame.color_space == "srgb":  # display-encoded floats in [0, 1]
             image = _convert_float(image, "srgb", _LINEAR)
         return np.ascontiguousarray(image), "half" if bits == 16 else "float"
     pixels = display_code_values(frame, bits)
     return pixels, "uint8" if bits <= 8 else "uint16"
+
+
+def with_alpha(pixels: np.ndarray, alpha: np.ndarray | None) -> np.ndarray:
+    """``(H, W, 3)`` pixels plus ``alpha`` (float [0, 1], ``None`` = 0) in the same type: ``(H, W, 4)``."""
+    height, width = pixels.shape[:2]
+    a = np.zeros((height, width), np.float32) if alpha is None else np.clip(alpha, 0.0, 1.0)
+    if pixels.dtype != np.float32:
+        a = a * np.float32(np.iinfo(pixels.dtype).max) + np.float32(0.5)
+    return np.dstack([pixels, a.astype(pixels.dtype)])
 
 
 def _format_number(parsed: _Pattern, number: int) -> str:
@@ -517,6 +529,8 @@ class SequenceWriter:
           8. Default: 8 for ``uint8`` frames, else the source's depth when the type stores it
           (a 10-bit source to DPX stays 10-bit), else 16. Float frames are converted to display
           code values (see :func:`display_code_values`).
+        * ``alpha=True``: RGBA files (``exr``, ``png``, ``tif``, ``dpx``); the alpha channel is
+          ``frame.alpha`` (0 where a frame has none), stored as is: RGB is not premultiplied by it.
 
     Attributes:
         pattern: the output pattern as given.
@@ -525,7 +539,8 @@ class SequenceWriter:
     """
 
     def __init__(self, pattern: str, info: VideoInfo, *, skip_existing: bool = False,
-                 bit_depth: int | None = None, compression: str = "zip", offset: int = 0) -> None:
+                 bit_depth: int | None = None, compression: str = "zip", offset: int = 0,
+                 alpha: bool = False) -> None:
         """Check the pattern and create its folder.
 
         Args:
@@ -535,9 +550,11 @@ class SequenceWriter:
             bit_depth: bits per channel to store (see the class docstring); ``None`` picks.
             compression: EXR compression, one of :data:`EXR_COMPRESSIONS`.
             offset: added to ``frame.index`` to get the file number.
+            alpha: write RGBA files with ``frame.alpha`` as the alpha channel.
 
         Raises:
-            ConfigError: no frame-number token, an unsupported file type, bit depth or compression.
+            ConfigError: no frame-number token, an unsupported file type, bit depth or compression,
+                or ``alpha`` for a file type without alpha.
             OutputError: the folder cannot be created or written.
         """
         if not isinstance(pattern, str) or not is_sequence_pattern(pattern):
@@ -547,6 +564,10 @@ class SequenceWriter:
         if self._extension not in _WRITE_BITS:
             raise ConfigError(f"cannot write .{self._extension} sequences; use one of "
                               f"{', '.join(_WRITE_BITS)}")
+        if alpha and self._extension not in ALPHA_EXTENSIONS:
+            raise ConfigError(f".{self._extension} files have no alpha channel; write the matte as alpha "
+                              f"into one of {', '.join(ALPHA_EXTENSIONS)}, or use --matte PATH")
+        self._alpha = bool(alpha)
         allowed = _WRITE_BITS[self._extension]
         if bit_depth is not None and bit_depth not in allowed:
             raise ConfigError(f"bit_depth {bit_depth} is not stored by .{self._extension}; use one "
@@ -602,8 +623,11 @@ class SequenceWriter:
         return self.info.bit_depth if 8 < self.info.bit_depth in allowed else 16
 
     def _spec(self, pixels: np.ndarray, fmt: str, bits: int) -> oiio.ImageSpec:
-        height, width = pixels.shape[:2]
-        spec = oiio.ImageSpec(width, height, 3, fmt)
+        height, width, channels = pixels.shape
+        spec = oiio.ImageSpec(width, height, channels, fmt)
+        if channels == 4:
+            spec.alpha_channel = 3
+            spec.attribute("oiio:UnassociatedAlpha", 1)  # RGB as given: never (un)premultiplied
         if fmt == "uint16" and bits != 16:
             spec.attribute("oiio:BitsPerSample", bits)
         if self._extension == "exr":
@@ -635,6 +659,8 @@ class SequenceWriter:
         path = self.path(frame.index)
         bits = self._bits(frame)
         pixels, fmt = _write_pixels(frame, self._extension, bits)
+        if self._alpha:
+            pixels = with_alpha(pixels, frame.alpha)
         folder, name = os.path.split(path)
         temp = os.path.join(folder, f".tmp-{name}")
         try:

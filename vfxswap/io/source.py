@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Literal, Protocol
@@ -35,8 +36,19 @@ class FrameSource(Protocol):
                  tb: TracebackType | None) -> None: ...
 
 
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://|pipe:")
+
+
+def is_stream(path: str) -> bool:
+    """Whether ``path`` names a stream FFmpeg opens rather than a local file: ``-`` (standard input),
+    ``pipe:N`` or a URL (``http://``, ``rtsp://``, ``srt://``, ``file://`` ...)."""
+    return path == "-" or _URL_RE.match(path) is not None
+
+
 def _reader(path: str) -> Literal["images", "movie"]:
     """Which module reads ``path``: images (folder, image file, sequence pattern) or movie."""
+    if is_stream(path):
+        return "movie"
     if os.path.isdir(path):
         return "images"
     if os.path.exists(path):
@@ -60,7 +72,9 @@ def probe(path: str | os.PathLike[str]) -> VideoInfo:
 
     Args:
         path: a movie file (anything FFmpeg opens), a sequence pattern (``shot.%04d.exr``,
-            ``shot.####.png``, ``shot.@@@@.dpx``), a folder of images or one image file.
+            ``shot.####.png``, ``shot.@@@@.dpx``), a folder of images, one image file, or a stream
+            (:func:`is_stream`: ``-`` for standard input, a URL). Probing a stream consumes it:
+            open it once with :func:`open_source` instead.
 
     Returns:
         The source's :class:`VideoInfo`.

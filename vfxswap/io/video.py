@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import itertools
 import logging
 import math
 import os
@@ -30,7 +31,8 @@ import numpy as np
 
 from ..errors import ConfigError, MediaError, OutputError, VfxSwapError
 from ..types import Frame, VideoInfo
-from .sequences import _file_in_path, display_code_values
+from .sequences import _file_in_path, display_code_values, with_alpha
+from .source import is_stream
 from .writer import MOVIE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
@@ -134,7 +136,8 @@ def _frame_count(container: Any, stream: Any, fps: Fraction) -> int:
 def _timecode_tag(container: Any, stream: Any) -> str | None:
     """The start timecode tag of the video stream, the container or a timecode (tmcd) stream."""
     candidates = [stream.metadata, container.metadata] + [s.metadata for s in container.streams]
-    tag = next((m["timecode"].strip() for m in candidates if m.get("timecode", "").strip()), None)
+    # mov/mp4 say "timecode", Matroska "TIMECODE"
+    tag = next((v.strip() for m in candidates for k, v in m.items() if k.lower() == "timecode" and v.strip()), None)
     if tag is not None and _TIMECODE_RE.fullmatch(tag) is None:
         logger.warning("ignoring malformed timecode tag %r in %s", tag, container.name)
         return None
@@ -142,7 +145,13 @@ def _timecode_tag(container: Any, stream: Any) -> str | None:
 
 
 def _open_container(path: str) -> Any:
-    """Open ``path`` with PyAV, checking first that it is a non-empty file."""
+    """Open ``path`` with PyAV, checking first that it is a non-empty file (streams: see :func:`is_stream`)."""
+    if is_stream(path):
+        try:
+            return av.open("pipe:0" if path == "-" else path, mode="r")
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise MediaError(f"cannot read the stream {path}: {_one_line(exc)}; check the address and that "
+                             "the stream is a container FFmpeg can read without seeking (ts, mkv, fragmented mp4)") from exc
     if not os.path.exists(path):
         raise MediaError(f"no such file: {path}")
     if os.path.isdir(path):
@@ -251,8 +260,11 @@ class MovieSource:
     def frames(self, start: int | None = None) -> Iterator[Frame]:
         """Decode the frames in order.
 
-        Frames before ``start`` are decoded (a movie cannot be cut between keyframes otherwise) but
-        not converted to arrays. Calling ``frames`` again rewinds to the first frame and ends the
+        With ``start``, whole GOPs before the clean keyframe at or before it are demuxed but not
+        decoded (a farm chunk late in a long plate does not decode the plate up to it); streams
+        whose keyframes are not clean entry points (open GOPs, no timestamps) are decoded from the
+        first frame, and frames before ``start`` are not converted to arrays. Frame indexes are
+        the same either way. Calling ``frames`` again rewinds to the first frame and ends the
         previous iterator (it raises MediaError if resumed).
 
         Args:
@@ -274,8 +286,62 @@ class MovieSource:
         if self._started:
             self._rewind()
         self._started = True
-        self._decoder = self._container.decode(self._stream)
-        return self._decode(self._decoder, -1 if start is None else start)
+        start = -1 if start is None else start
+        skipped = self._skip_to_keyframe(start) if start > 0 else None
+        if skipped is None:
+            self._decoder = self._container.decode(self._stream)
+            return self._decode(self._decoder, start)
+        first_index, key_pts, packets = skipped
+        self._decoder = self._decode_packets(packets)
+        return self._decode(self._decoder, start, first_index, key_pts)
+
+    def _skip_to_keyframe(self, start: int) -> tuple[int, int, Iterator[Any]] | None:
+        """Demux (without decoding) up to a clean keyframe at or before frame ``start``.
+
+        A keyframe ``K`` is clean when every packet before it is presented before it and no packet of
+        its GOP is presented before it (no open-GOP leading pictures): then the frames decoded from
+        ``K`` on are exactly those from presentation index "packets before ``K``". Returns that index,
+        ``K``'s pts and the packets from ``K`` on (the buffered GOP, then the rest of the demuxer);
+        ``None`` (rewound) when there is no clean keyframe to start from: decode everything instead.
+        """
+        demuxer = self._container.demux(self._stream)
+        count = 0  # non-discarded video packets seen, in decode order
+        key: tuple[int, int] | None = None  # (index, pts) of the last clean keyframe at or before start
+        gop: list[Any] = []
+        max_pts = None
+        stop = None  # the first packet of the GOP after the one holding start
+        try:
+            for packet in demuxer:
+                if packet.size == 0 or packet.is_discard:  # the final flush packet; edit-list pre-roll
+                    if key is not None:
+                        gop.append(packet)  # decoded (references, flush) but not counted
+                    continue
+                if packet.pts is None or len(gop) > 1000:  # no timestamps, or an endless GOP
+                    key = None
+                    break
+                if packet.is_keyframe and (max_pts is None or packet.pts > max_pts):
+                    if count > start:
+                        stop = packet
+                        break
+                    key, gop = (count, packet.pts), []
+                if key is not None:
+                    if packet.pts < key[1]:
+                        key = None  # a leading picture presented before its keyframe: not clean
+                    else:
+                        gop.append(packet)
+                max_pts = packet.pts if max_pts is None else max(max_pts, packet.pts)
+                count += 1
+        except (av.error.FFmpegError, OSError, ValueError):
+            key = None
+        if key is None:
+            self._rewind()
+            return None
+        return key[0], key[1], itertools.chain(gop, [stop] if stop is not None else [], demuxer)
+
+    def _decode_packets(self, packets: Iterator[Any]) -> Iterator[Any]:
+        """Decoded frames of ``packets`` (then the decoder's flush), like ``container.decode``."""
+        for packet in packets:
+            yield from self._stream.decode(packet)  # the demuxer's last, empty packet flushes
 
     def _rewind(self) -> None:
         try:
@@ -283,8 +349,11 @@ class MovieSource:
         except (av.error.FFmpegError, OSError) as exc:
             raise MediaError(f"cannot rewind {self._path}: {_one_line(exc)}; open it again") from exc
 
-    def _decode(self, decoder: Iterator[Any], start: int) -> Iterator[Frame]:
-        index = 0
+    def _decode(self, decoder: Iterator[Any], start: int, first_index: int = 0,
+                key_pts: int | None = None) -> Iterator[Frame]:
+        """Frames from ``start`` on; ``decoder`` yields decoded frames from presentation index
+        ``first_index``, whose first frame must have ``key_pts`` (else decode again from frame 0)."""
+        index = first_index
         try:
             while True:
                 if self._decoder is not decoder:
@@ -293,6 +362,16 @@ class MovieSource:
                 frame = next(decoder, None)
                 if frame is None:
                     break
+                if key_pts is not None:  # the first frame decoded after skipping (nothing yielded yet)
+                    wanted_pts, key_pts = key_pts, None
+                    if frame.pts != wanted_pts:
+                        logger.debug("%s: the keyframe skip landed on pts %s, not %s; decoding from the start",
+                                     self._path, frame.pts, wanted_pts)
+                        decoder.close()
+                        self._rewind()
+                        decoder = self._decoder = self._container.decode(self._stream)
+                        index = 0
+                        continue
                 if index >= start:
                     yield self._frame(frame, index)
                 index += 1
@@ -427,7 +506,7 @@ def _fit_chroma(chroma: str, width: int, height: int, codec: str) -> str:
 
 def plan_encoder(info: VideoInfo, *, codec: str | None = None, pix_fmt: str | None = None,
                  profile: str | None = None, crf: int | None = None, preset: str | None = None,
-                 options: Mapping[str, str] | None = None) -> EncoderPlan:
+                 options: Mapping[str, str] | None = None, alpha: bool = False) -> EncoderPlan:
     """Pick the encoder, pixel format and options for a movie made from ``info``'s frames.
 
     Defaults keep the source's codec family, bit depth and chroma layout:
@@ -457,6 +536,7 @@ def plan_encoder(info: VideoInfo, *, codec: str | None = None, pix_fmt: str | No
         crf: x264/x265 constant rate factor (lower is better; 0-51).
         preset: x264/x265 preset (``ultrafast`` ... ``veryslow``).
         options: extra encoder options, applied last.
+        alpha: carry an alpha channel: ProRes 4444 (yuva444p10le) or FFV1 (bgra / gbrap16le).
 
     Returns:
         The :class:`EncoderPlan`.
@@ -473,6 +553,9 @@ def plan_encoder(info: VideoInfo, *, codec: str | None = None, pix_fmt: str | No
         raise ConfigError(f"profile {profile!r} applies to prores_ks and dnxhd, not {name}")
     if (crf is not None or preset is not None) and name not in _DEFAULT_CRF:
         raise ConfigError(f"crf/preset apply to libx264 and libx265, not {name}")
+    if alpha and name not in ("prores_ks", "ffv1"):
+        raise ConfigError(f"{name} cannot carry an alpha channel; use --codec prores_ks (4444) or ffv1, "
+                          "or an EXR/PNG/TIFF/DPX sequence")
     if name in ("libx264", "libx265"):
         limit = 10 if name == "libx264" else 12
         if depth > limit:
@@ -492,10 +575,13 @@ def plan_encoder(info: VideoInfo, *, codec: str | None = None, pix_fmt: str | No
         if name == "libx265":
             opts["x265-params"] = "log-level=error"  # x265 prints its banner on stderr otherwise
     elif name == "prores_ks":
-        label = profile or ("4444" if chroma == "444" else "hq")
+        label = profile or ("4444" if chroma == "444" or alpha else "hq")
         if label not in PRORES_PROFILES:
             raise ConfigError(f"unknown ProRes profile {profile!r}; use one of {', '.join(PRORES_PROFILES)}")
+        if alpha and PRORES_PROFILES[label] < 4:
+            raise ConfigError(f"ProRes {label} has no alpha channel; use profile 4444 or 4444xq")
         chosen = "yuv444p10le" if PRORES_PROFILES[label] >= 4 else "yuv422p10le"
+        chosen = "yuva444p10le" if alpha else chosen
         opts.update(profile=str(PRORES_PROFILES[label]), vendor="apl0")
     elif name == "dnxhd":
         if depth <= 8:
@@ -510,7 +596,7 @@ def plan_encoder(info: VideoInfo, *, codec: str | None = None, pix_fmt: str | No
         chosen = DNXHR_PROFILES[label]
         opts["profile"] = label
     else:  # ffv1
-        chosen = "bgr0" if depth <= 8 else "gbrp16le"
+        chosen = ("bgra" if alpha else "bgr0") if depth <= 8 else ("gbrap16le" if alpha else "gbrp16le")
         opts.update(level="3", slicecrc="1")
     if pix_fmt is not None:
         supported = _encoder_formats(name)
@@ -681,7 +767,8 @@ class MovieWriter:
     def __init__(self, path: str | os.PathLike[str], info: VideoInfo, *, source: str | None = None,
                  codec: str | None = None, pix_fmt: str | None = None, profile: str | None = None,
                  crf: int | None = None, preset: str | None = None,
-                 options: Mapping[str, str] | None = None, start_timecode: str | None = None) -> None:
+                 options: Mapping[str, str] | None = None, start_timecode: str | None = None,
+                 alpha: bool = False) -> None:
         """Plan the encoder, create the temp file and add the streams.
 
         Args:
@@ -691,6 +778,8 @@ class MovieWriter:
                 or a folder: no audio).
             codec, pix_fmt, profile, crf, preset, options: see :func:`plan_encoder`.
             start_timecode: ``HH:MM:SS:FF`` of the first frame written (overrides the source's).
+            alpha: encode ``frame.alpha`` as the alpha channel (ProRes 4444, FFV1); RGB is not
+                premultiplied by it.
 
         Raises:
             ConfigError: an unknown extension, codec or option, or a codec the container cannot
@@ -705,7 +794,8 @@ class MovieWriter:
             raise ConfigError(f"cannot write a movie with extension .{ext or '(none)'}; use one of "
                               f"{', '.join('.' + e for e in MOVIE_EXTENSIONS)}")
         self.plan = plan_encoder(info, codec=codec, pix_fmt=pix_fmt, profile=profile, crf=crf,
-                                 preset=preset, options=options)
+                                 preset=preset, options=options, alpha=alpha)
+        self._alpha = alpha
         self._start_timecode = _check_timecode(start_timecode)
         if source is not None and os.path.exists(source) and os.path.exists(self.path) \
                 and os.path.samefile(source, self.path):
@@ -837,7 +927,11 @@ class MovieWriter:
         else:
             bits = 8 if self.plan.bit_depth <= 8 or frame.image.dtype == np.uint8 else 16
             rgb = display_code_values(frame, bits)
-            image = av.VideoFrame.from_ndarray(rgb, format="rgb24" if bits == 8 else "rgb48le")
+            if self._alpha:
+                image = av.VideoFrame.from_ndarray(with_alpha(rgb, frame.alpha),
+                                                   format="rgba" if bits == 8 else "rgba64le")
+            else:
+                image = av.VideoFrame.from_ndarray(rgb, format="rgb24" if bits == 8 else "rgb48le")
             if self._is_rgb:
                 out = image.reformat(format=pix_fmt)
             else:
@@ -938,9 +1032,12 @@ class MovieWriter:
 
 
 def _is_movie_source(path: str) -> bool:
-    """Whether ``path`` is a movie to take audio from (not an image sequence, folder or image)."""
+    """Whether ``path`` is a movie to take audio from (not an image sequence, folder, image or stream)."""
     from .sequences import is_image_path, is_sequence_pattern
 
+    if is_stream(path):
+        logger.warning("audio of the stream %s is not copied (a stream cannot be read twice)", path)
+        return False
     if os.path.isdir(path) or is_image_path(path) or (not os.path.exists(path) and is_sequence_pattern(path)):
         logger.debug("%s is not a movie: no audio to copy", path)
         return False

@@ -16,6 +16,7 @@ adds ``start_frame - info.first_frame`` to every index (and to :meth:`exists`); 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
@@ -52,10 +53,18 @@ def is_movie_path(path: str) -> bool:
     return os.path.splitext(path)[1][1:].lower() in MOVIE_EXTENSIONS
 
 
+def settings_file(output: str | os.PathLike[str]) -> Path:
+    """Where the resolved settings of a render go: ``swap.mp4`` -> ``swap.vfxswap.json``,
+    ``out.####.exr`` -> ``out.vfxswap.json`` (beside the output)."""
+    out = Path(output)
+    stem = out.stem if is_movie_path(str(out)) else out.name.split("%")[0].split("#")[0].split("@")[0].rstrip("._")
+    return out.parent / f"{stem or 'output'}.vfxswap.json"
+
+
 def open_writer(path: str | os.PathLike[str], info: VideoInfo, *, source: str | None = None,
                 codec: str | None = None, start_frame: int | None = None,
                 skip_existing: bool = False, bit_depth: int | None = None,
-                start_timecode: str | None = None, **options: object) -> FrameWriter:
+                start_timecode: str | None = None, alpha: bool = False, **options: object) -> FrameWriter:
     """Open a writer for ``path``; use it as a context manager.
 
     Args:
@@ -70,6 +79,8 @@ def open_writer(path: str | os.PathLike[str], info: VideoInfo, *, source: str | 
         skip_existing: sequences only: :meth:`SequenceWriter.exists` reports finished files.
         bit_depth: sequences only: bits per channel to store.
         start_timecode: movies only: timecode of the first frame.
+        alpha: write ``frame.alpha`` as an alpha channel (ProRes 4444 / FFV1 movies; EXR, PNG,
+            TIFF, DPX sequences); other formats raise ConfigError.
         **options: passed on: ``pix_fmt``, ``profile``, ``crf``, ``preset``, ``options`` (movies);
             ``compression`` (EXR sequences).
 
@@ -90,7 +101,7 @@ def open_writer(path: str | os.PathLike[str], info: VideoInfo, *, source: str | 
         from .video import MovieWriter  # PyAV loads only when a movie is written
 
         return MovieWriter(text, info, source=source, codec=codec, start_timecode=start_timecode,
-                           **options)  # type: ignore[arg-type]
+                           alpha=alpha, **options)  # type: ignore[arg-type]
     if sequences.is_sequence_pattern(text):
         bad = [k for k, v in {"source": source, "codec": codec, "start_timecode": start_timecode}.items()
                if v is not None] + [k for k in options if k != "compression"]
@@ -98,10 +109,10 @@ def open_writer(path: str | os.PathLike[str], info: VideoInfo, *, source: str | 
             raise ConfigError(f"{', '.join(bad)} apply to movies, not to the sequence {text}")
         offset = 0 if start_frame is None else start_frame - info.first_frame
         return sequences.SequenceWriter(text, info, skip_existing=skip_existing, bit_depth=bit_depth,
-                                        offset=offset, **options)  # type: ignore[arg-type]
+                                        offset=offset, alpha=alpha, **options)  # type: ignore[arg-type]
     raise ConfigError(f"cannot tell what to write from {text!r}: use a movie "
                       f"({', '.join('.' + e for e in MOVIE_EXTENSIONS)}) or a sequence pattern such "
                       "as out.####.exr")
 
 
-__all__ = ["FrameWriter", "MOVIE_EXTENSIONS", "is_movie_path", "open_writer"]
+__all__ = ["FrameWriter", "MOVIE_EXTENSIONS", "is_movie_path", "open_writer", "settings_file"]

@@ -1,0 +1,446 @@
+"""Quality metrics of a face swap: pure functions over arrays (no files, no globals).
+
+Conventions: images are ``(H, W, 3)`` RGB, ``uint8`` (scaled by 1/255) or ``float32`` in [0, 1],
+display-referred sRGB; masks are ``(H, W)`` float in [0, 1] (``uint8`` masks are scaled by 1/255),
+and a pixel is *inside* where the mask is >= 0.5; landmarks are ``(68, 2)`` iBUG-300W points in
+pixels; affines are ``(2, 3)`` ``frame_from_face`` matrices (crop pixels -> frame pixels).
+
+=========================  ===========================================  ==========================
+metric                     what it measures                             good
+=========================  ===========================================  ==========================
+:func:`identity_similarity`  cosine similarity of an embedding to an      toward src > toward dst
+                           identity (the mean of reference embeddings)
+:func:`landmark_error`     mean landmark distance / inter-ocular dist.  0 (<= 0.08)
+:func:`affine_jitter`      per-frame noise of the face placement        0
+                           (second difference), fraction of face size
+:func:`temporal_change`,   face-region change between frames, swap vs   ~1 (> 1: flicker)
+:func:`flicker_ratio`      plate
+:func:`seam_gradient_ratio`  gradient along the mask border / just      ~1 (<= 1.5)
+                           inside
+:func:`border_delta_e`     CIELAB ΔE76 between rings just inside and    0 (<= 6)
+                           just outside the mask
+:func:`reconstruction_scores`  SSIM and PSNR of model reconstructions   1, high dB
+=========================  ===========================================  ==========================
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError
+
+LEFT_EYE = slice(36, 42)
+RIGHT_EYE = slice(42, 48)
+#: Rec. 709 luma weights (applied to the display-referred code values).
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _image(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """``(H, W, 3)`` uint8/uint16/float image as float32 in [0, 1] (float32 is not copied)."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3:
+        raise ConfigError(f"{name} must be an (H, W, 3) RGB array, got {_desc(image)}")
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) * np.float32(1 / 255)
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) * np.float32(1 / 65535)
+    if image.dtype == np.float32:
+        return image
+    if np.issubdtype(image.dtype, np.floating):
+        return image.astype(np.float32)
+    raise ConfigError(f"{name} must be uint8, uint16 or float, got {image.dtype}")
+
+
+def _mask(mask: np.ndarray, shape: tuple[int, int], name: str = "mask") -> np.ndarray:
+    """``(H, W)`` mask as float32 in [0, 1] (uint8 scaled by 1/255, bool as 0/1)."""
+    if not isinstance(mask, np.ndarray) or mask.shape != tuple(shape):
+        raise ConfigError(f"{name} must be an array of shape {tuple(shape)}, got {_desc(mask)}")
+    if mask.dtype == np.uint8:
+        return mask.astype(np.float32) * np.float32(1 / 255)
+    return mask.astype(np.float32, copy=False)
+
+
+def _desc(x: object) -> str:
+    return f"{x.dtype}{list(x.shape)}" if isinstance(x, np.ndarray) else type(x).__name__
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32 Rec. 709 luma of an RGB image (code values in [0, 1])."""
+    return _image(image) @ LUMA
+
+
+def _distances(inside: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean distance of every pixel to the other side of a binary mask: ``(d_in, d_out)``.
+
+    ``d_in`` is > 0 inside (distance to the nearest outside pixel), ``d_out`` > 0 outside.
+    """
+    a = inside.astype(np.uint8)
+    d_in = cv2.distanceTransform(a, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    d_out = cv2.distanceTransform(1 - a, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return d_in, d_out
+
+
+# ----------------------------------------------------------------------------------------- identity
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity in [-1, 1] of two ``(D,)`` vectors (1 = same direction)."""
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    if a.shape != b.shape or a.size == 0:
+        raise ConfigError(f"embeddings must be two vectors of one length, got {a.shape} and {b.shape}")
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
+
+
+def identity_centroid(embeddings: np.ndarray) -> np.ndarray:
+    """``(D,)`` L2-normalised mean of ``(R, D)`` (or one ``(D,)``) identity embeddings."""
+    e = np.asarray(embeddings, np.float64)
+    if e.ndim == 1:
+        e = e[None]
+    if e.ndim != 2 or len(e) == 0:
+        raise ConfigError(f"embeddings must be (R, D) with R >= 1, got {_desc(np.asarray(embeddings))}")
+    e = e / (np.linalg.norm(e, axis=1, keepdims=True) + 1e-12)
+    mean = e.mean(axis=0)
+    return mean / (np.linalg.norm(mean) + 1e-12)
+
+
+def identity_similarity(embedding: np.ndarray, identity: np.ndarray) -> float:
+    """Cosine similarity of a face's ``(D,)`` embedding to an identity.
+
+    Args:
+        embedding: ``(D,)`` embedding of the face (any norm).
+        identity: ``(D,)`` embedding or ``(R, D)`` embeddings of one person (their normalised
+            mean is used, so many reference faces count as one identity).
+
+    Returns:
+        Similarity in [-1, 1]; 1 = the same direction. With dlib's ResNet embeddings two photos of
+        one person are usually above 0.92 and different people below 0.92.
+    """
+    return cosine_similarity(embedding, identity_centroid(identity))
+
+
+# ------------------------------------------------------------------------------------ expression
+def interocular_distance(landmarks: np.ndarray) -> float:
+    """Distance in pixels between the eye centres (means of points 36..41 and 42..47) of ``(68, 2)`` landmarks."""
+    pts = np.asarray(landmarks, np.float64)
+    if pts.shape != (68, 2):
+        raise ConfigError(f"landmarks must be (68, 2), got {_desc(pts)}")
+    return float(np.linalg.norm(pts[LEFT_EYE].mean(axis=0) - pts[RIGHT_EYE].mean(axis=0)))
+
+
+def landmark_error(reference: np.ndarray, measured: np.ndarray) -> float:
+    """Mean point distance between two ``(68, 2)`` landmark sets, in inter-ocular distances.
+
+    Args:
+        reference: the plate face's landmarks (its inter-ocular distance is the unit).
+        measured: the swapped face's landmarks, same pixels.
+
+    Returns:
+        Error >= 0 (0 = identical; 0.08 is about the spread of a landmark fitter on one face).
+
+    Raises:
+        ConfigError: bad shapes, or eyes that coincide.
+    """
+    ref = np.asarray(reference, np.float64)
+    got = np.asarray(measured, np.float64)
+    if got.shape != (68, 2):
+        raise ConfigError(f"landmarks must be (68, 2), got {_desc(got)}")
+    iod = interocular_distance(ref)
+    if iod <= 1e-6:
+        raise ConfigError("reference landmarks have coincident eyes; cannot normalise the landmark error")
+    return float(np.linalg.norm(got - ref, axis=1).mean() / iod)
+
+
+# ---------------------------------------------------------------------------------------- stability
+def face_corners(frame_from_face: np.ndarray, size: int) -> np.ndarray:
+    """The four corners of a ``size``-pixel crop placed in the frame: ``(T, 4, 2)`` float64 pixels.
+
+    Args:
+        frame_from_face: ``(T, 2, 3)`` (or one ``(2, 3)``) affines, crop pixels -> frame pixels.
+        size: crop side in pixels.
+    """
+    m = np.asarray(frame_from_face, np.float64)
+    if m.ndim == 2:
+        m = m[None]
+    if m.ndim != 3 or m.shape[1:] != (2, 3):
+        raise ConfigError(f"frame_from_face must be (T, 2, 3), got {_desc(m)}")
+    if size < 1:
+        raise ConfigError(f"crop size must be >= 1, got {size}")
+    e = size - 1.0
+    corners = np.array([[0.0, 0.0], [e, 0.0], [0.0, e], [e, e]])
+    return np.einsum("tij,kj->tki", m[:, :, :2], corners) + m[:, None, :, 2]
+
+
+def face_side(frame_from_face: np.ndarray, size: int) -> np.ndarray:
+    """``(T,)`` side in frame pixels of the placed crop (``size`` times the affine's scale)."""
+    m = np.asarray(frame_from_face, np.float64).reshape(-1, 2, 3)
+    return size * np.sqrt(np.abs(np.linalg.det(m[:, :, :2])))
+
+
+def jitter_per_frame(frame_from_face: np.ndarray, size: int) -> np.ndarray:
+    """Per-frame placement noise of one track over consecutive frames.
+
+    The crop's corners are placed in the frame at each frame; their second difference over time
+    (``p[t+1] - 2 p[t] + p[t-1]``) is zero for a face moving at constant speed, scale and rotation,
+    and ``sqrt(6)`` times the noise for independent per-frame noise. So the RMS of the second
+    difference over corners and axes, divided by ``sqrt(6)`` and by the mean crop side, estimates
+    the standard deviation of the placement noise as a fraction of the face crop's size.
+
+    Args:
+        frame_from_face: ``(T, 2, 3)`` affines of consecutive frames of one face track.
+        size: crop side in pixels.
+
+    Returns:
+        ``(T,)`` float64; ``nan`` at the first and last frame (no second difference there).
+    """
+    corners = face_corners(frame_from_face, size)
+    out = np.full(len(corners), np.nan)
+    if len(corners) < 3:
+        return out
+    side = float(face_side(frame_from_face, size).mean())
+    d2 = corners[2:] - 2 * corners[1:-1] + corners[:-2]  # (T-2, 4, 2)
+    out[1:-1] = np.sqrt((d2**2).mean(axis=(1, 2)) / 6.0) / max(side, 1e-9)
+    return out
+
+
+def affine_jitter(frame_from_face: np.ndarray, size: int) -> float:
+    """Jitter of one track's face placement: the RMS of :func:`jitter_per_frame` over the track.
+
+    Args:
+        frame_from_face: ``(T, 2, 3)`` affines of consecutive frames of one face track, T >= 3.
+        size: crop side in pixels.
+
+    Returns:
+        Estimated standard deviation of per-frame placement noise, as a fraction of the face crop
+        side (0.01 = 1% of the crop; 0 for a face moving smoothly). Independent noise of ``s``
+        pixels on every corner measures ``s / side``.
+
+    Raises:
+        ConfigError: fewer than 3 frames or bad shapes.
+    """
+    per = jitter_per_frame(frame_from_face, size)
+    if len(per) < 3:
+        raise ConfigError(f"jitter needs at least 3 consecutive frames of a track, got {len(per)}")
+    return float(np.sqrt(np.nanmean(per[1:-1] ** 2)))
+
+
+def pooled_jitter(tracks: list[tuple[np.ndarray, int]]) -> float:
+    """:func:`affine_jitter` over several tracks (or runs of consecutive frames), frame-weighted.
+
+    Args:
+        tracks: ``(frame_from_face (T, 2, 3), size)`` per run of consecutive frames; runs shorter
+            than 3 frames are skipped.
+
+    Returns:
+        The RMS of every run's per-frame jitter; ``nan`` when no run has 3 frames.
+    """
+    values = [jitter_per_frame(m, s)[1:-1] for m, s in tracks if len(np.asarray(m).reshape(-1, 2, 3)) >= 3]
+    values = [v for v in values if len(v)]
+    if not values:
+        return math.nan
+    return float(np.sqrt(np.mean(np.concatenate(values) ** 2)))
+
+
+def temporal_change(previous: np.ndarray, current: np.ndarray, mask: np.ndarray) -> float:
+    """Mean absolute luma change between two frames inside a region.
+
+    Args:
+        previous, current: ``(H, W, 3)`` RGB frames (uint8 or float in [0, 1]).
+        mask: ``(H, W)`` region (inside where >= 0.5).
+
+    Returns:
+        Mean ``|Y_current - Y_previous|`` in code values [0, 1] over the region; ``nan`` if it is empty.
+    """
+    a, b = luma(previous), luma(current)
+    if a.shape != b.shape:
+        raise ConfigError(f"frames differ in size: {a.shape} and {b.shape}")
+    inside = _mask(mask, a.shape) >= 0.5
+    if not inside.any():
+        return math.nan
+    return float(np.abs(b - a)[inside].mean())
+
+
+def flicker_ratio(swap_changes: np.ndarray, plate_changes: np.ndarray) -> float:
+    """Frame-to-frame change of the swapped face region relative to the plate's own change.
+
+    Args:
+        swap_changes: ``(N,)`` :func:`temporal_change` of the swapped frames (same regions).
+        plate_changes: ``(N,)`` :func:`temporal_change` of the plate frames.
+
+    Returns:
+        ``sum(swap) / sum(plate)`` over pairs where both are finite: 1 = the swap changes as the
+        plate does; above 1 = it flickers; ``nan`` without pairs or when the plate never changes.
+    """
+    s = np.asarray(swap_changes, np.float64)
+    p = np.asarray(plate_changes, np.float64)
+    if s.shape != p.shape:
+        raise ConfigError(f"swap and plate changes differ in length: {s.shape} and {p.shape}")
+    ok = np.isfinite(s) & np.isfinite(p)
+    if not ok.any() or p[ok].sum() <= 0:
+        return math.nan
+    return float(s[ok].sum() / p[ok].sum())
+
+
+# ------------------------------------------------------------------------------------- seams, colour
+def gradient_magnitude(image: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32 Sobel gradient magnitude of the luma, in code values per pixel."""
+    y = luma(image)
+    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE) / 8.0
+    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE) / 8.0
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def seam_bands(mask: np.ndarray, band: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
+    """The two regions :func:`seam_gradient_ratio` compares.
+
+    Args:
+        mask: ``(H, W)`` mask (inside where >= 0.5).
+        band: half-width in pixels of the border band.
+
+    Returns:
+        ``(border, inner)`` boolean ``(H, W)``: ``border`` = pixels within ``band`` of the mask's
+        edge on either side; ``inner`` = inside pixels between ``2 * band`` and ``6 * band`` from
+        the edge (just inside, clear of the border band).
+    """
+    if band <= 0:
+        raise ConfigError(f"seam band must be > 0 pixels, got {band}")
+    m = np.asarray(mask)
+    inside = _mask(m, m.shape[:2]) >= 0.5 if m.ndim == 2 else None
+    if inside is None:
+        raise ConfigError(f"mask must be (H, W), got {_desc(m)}")
+    d_in, d_out = _distances(inside)
+    border = (inside & (d_in <= band)) | (~inside & (d_out <= band))
+    inner = inside & (d_in > 2 * band) & (d_in <= 6 * band)
+    return border, inner
+
+
+def seam_gradient_ratio(image: np.ndarray, mask: np.ndarray, *, band: float = 3.0) -> float:
+    """Gradient energy along the mask border relative to just inside it.
+
+    A composite whose face joins the plate invisibly has no more gradient on the mask's edge than
+    in the face next to it (ratio about 1 or below); a hard seam (a step in colour or brightness
+    along the edge) raises it.
+
+    Args:
+        image: ``(H, W, 3)`` RGB composite (uint8 or float in [0, 1]).
+        mask: ``(H, W)`` blend mask of the swapped face (inside where >= 0.5).
+        band: half-width in pixels of the border band (see :func:`seam_bands`).
+
+    Returns:
+        ``mean |∇Y|`` over the border band / ``mean |∇Y|`` over the inner band; ``nan`` when either
+        band is empty (a mask too small or empty).
+    """
+    img = _image(image)
+    border, inner = seam_bands(_mask(mask, img.shape[:2]), band)
+    if not border.any() or not inner.any():
+        return math.nan
+    g = gradient_magnitude(img)
+    return float(g[border].mean() / max(float(g[inner].mean()), 1e-6))
+
+
+def ring_masks(mask: np.ndarray, *, width: float = 4.0, gap: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Rings of ``width`` pixels just inside and just outside a mask's edge, ``gap`` pixels off it.
+
+    Returns:
+        ``(inner, outer)`` boolean ``(H, W)``: inside pixels with ``gap < d <= gap + width`` from the
+        edge, and outside pixels with the same distances.
+    """
+    if width <= 0 or gap < 0:
+        raise ConfigError(f"ring width must be > 0 and gap >= 0 pixels, got {width} and {gap}")
+    m = np.asarray(mask)
+    if m.ndim != 2:
+        raise ConfigError(f"mask must be (H, W), got {_desc(m)}")
+    inside = _mask(m, m.shape) >= 0.5
+    d_in, d_out = _distances(inside)
+    inner = inside & (d_in > gap) & (d_in <= gap + width)
+    outer = ~inside & (d_out > gap) & (d_out <= gap + width)
+    return inner, outer
+
+
+def delta_e76(lab_a: np.ndarray, lab_b: np.ndarray) -> np.ndarray:
+    """CIE76 colour difference: Euclidean distance between CIELAB triples (last axis), L in 0..100."""
+    return np.linalg.norm(np.asarray(lab_a, np.float64) - np.asarray(lab_b, np.float64), axis=-1)
+
+
+def to_lab(image: np.ndarray) -> np.ndarray:
+    """``(H, W, 3)`` float32 CIELAB (D65; L 0..100, a/b about ±100) of an sRGB image."""
+    return cv2.cvtColor(_image(image), cv2.COLOR_RGB2LAB)
+
+
+def border_delta_e(image: np.ndarray, mask: np.ndarray, *, width: float = 4.0, gap: float = 1.0,
+                   sectors: int = 1, min_pixels: int = 8) -> float:
+    """CIELAB ΔE76 between the mean colour of a ring just inside the mask and one just outside.
+
+    Args:
+        image: ``(H, W, 3)`` RGB composite (uint8 or float in [0, 1], sRGB).
+        mask: ``(H, W)`` blend mask (inside where >= 0.5).
+        width, gap: ring geometry in pixels (see :func:`ring_masks`).
+        sectors: compare the rings per angular sector around the mask's centroid and average the
+            sectors' ΔE (1 = one mean colour per ring); local sectors find a seam on one side that
+            a whole-ring mean averages away.
+        min_pixels: sectors with fewer pixels in either ring are skipped.
+
+    Returns:
+        ΔE76 >= 0 (about 2.3 is a just noticeable difference); ``nan`` if no sector has both rings.
+    """
+    img = _image(image)
+    inner, outer = ring_masks(_mask(mask, img.shape[:2]), width=width, gap=gap)
+    if sectors < 1:
+        raise ConfigError(f"sectors must be >= 1, got {sectors}")
+    if not inner.any() or not outer.any():
+        return math.nan
+    lab = to_lab(img)
+    if sectors == 1:
+        labels = np.zeros(img.shape[:2], np.int32)
+    else:
+        ys, xs = np.nonzero(np.asarray(mask) >= (0.5 if np.asarray(mask).dtype != np.uint8 else 128))
+        cy, cx = ys.mean(), xs.mean()
+        yy, xx = np.mgrid[:img.shape[0], :img.shape[1]]
+        angle = np.arctan2(yy - cy, xx - cx)
+        labels = np.minimum(((angle + np.pi) / (2 * np.pi) * sectors).astype(np.int32), sectors - 1)
+    values = []
+    for k in range(sectors):
+        a, b = inner & (labels == k), outer & (labels == k)
+        if a.sum() >= min_pixels and b.sum() >= min_pixels:
+            inside, outside = lab[a].mean(axis=0, dtype=np.float64), lab[b].mean(axis=0, dtype=np.float64)
+            values.append(float(delta_e76(inside, outside)))
+    return float(np.mean(values)) if values else math.nan
+
+
+# ----------------------------------------------------------------------------------- reconstruction
+def reconstruction_scores(original: np.ndarray, reconstructed: np.ndarray) -> dict[str, float]:
+    """SSIM and PSNR of reconstructed faces against the originals.
+
+    Args:
+        original: ``(N, R, R, 3)`` (or one ``(R, R, 3)``) RGB faces, uint8 or float in [0, 1].
+        reconstructed: the model's reconstructions, same shape.
+
+    Returns:
+        ``{"ssim": mean SSIM in [-1, 1] (1 = identical), "psnr": mean PSNR in dB (inf when all are
+        identical), "faces": N}``, per face then averaged (PSNR over the faces' mean squared errors).
+
+    Raises:
+        ConfigError: shapes differ, or scikit-image is not installed.
+    """
+    a = np.asarray(original)
+    b = np.asarray(reconstructed)
+    if a.ndim == 3 and b.ndim == 3:
+        a, b = a[None], b[None]
+    if a.shape != b.shape or a.ndim != 4 or a.shape[-1] != 3 or len(a) == 0:
+        raise ConfigError(f"original and reconstructed faces must both be (N, R, R, 3), "
+                          f"got {_desc(a)} and {_desc(b)}")
+    try:
+        from skimage.metrics import structural_similarity
+    except ImportError:
+        raise ConfigError("reconstruction scores need scikit-image: pip install scikit-image "
+                          "(or pip install 'vfxswap[eval]')") from None
+    fa = np.stack([_image(x) for x in a])
+    fb = np.stack([_image(x) for x in b])
+    win = min(7, a.shape[1], a.shape[2])
+    win -= 1 - win % 2  # odd
+    ssim = [structural_similarity(x, y, channel_axis=-1, data_range=1.0, win_size=win) for x, y in zip(fa, fb)]
+    mse = ((fa.astype(np.float64) - fb) ** 2).mean(axis=(1, 2, 3))
+    with np.errstate(divide="ignore"):
+        psnr = np.where(mse > 0, 10 * np.log10(1.0 / np.maximum(mse, 1e-30)), np.inf)
+    return {"ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr)), "faces": int(len(a))}

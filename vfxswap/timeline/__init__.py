@@ -1,0 +1,1 @@
+"""Editorial timelines (OpenTimelineIO) and render-farm plans."""
