@@ -127,7 +127,8 @@ class FaceFinder:
 
 
 class DetectEvery:
-    """Stage: pairs each FrameWork with its detections (on a proxy) on keyframes, ``None`` in between.
+    """Stage: pairs each FrameWork with its detections (on a proxy) on keyframes and after a gap in
+    the frame numbers (a sequence with missing files: the picture may jump), ``None`` in between.
 
     Args:
         keyframe: whether a frame number (``FrameWork.number``) is a detection keyframe; fixed
@@ -136,9 +137,12 @@ class DetectEvery:
 
     def __init__(self, analyzer: FaceAnalyzer, keyframe: Callable[[int], bool], scale: float) -> None:
         self.analyzer, self.keyframe, self.scale = analyzer, keyframe, scale
+        self._previous: int | None = None
 
     def __call__(self, work: FrameWork) -> tuple[FrameWork, list[Face] | None]:
-        due = self.keyframe(work.number)
+        n = work.number
+        due = self.keyframe(n) or self._previous is None or n != self._previous + 1
+        self._previous = n
         return work, (detect_full_res(self.analyzer, work.display, self.scale) if due else None)
 
 

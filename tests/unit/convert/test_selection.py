@@ -33,3 +33,19 @@ def test_everything_reads_every_frame():
     sel = FrameSelection(None, first=0, every=5, lookahead=3, color_window=2)
     assert sel.everything and all(sel.read(n) and sel.swap(n) and sel.write(n) for n in range(20))
     assert [n for n in range(12) if sel.keyframe(n)] == [0, 5, 10] and not sel.past_end(10**9)
+
+
+def test_detection_runs_on_keyframes_and_after_numbering_gaps():
+    import numpy as np
+
+    from vfxswap.convert.stages import DetectEvery
+    from vfxswap.faces.analysis import open_analyzer
+    from vfxswap.types import Frame, FrameWork
+
+    sel = FrameSelection(None, first=1001, every=5, lookahead=3, color_window=1)
+    stage = DetectEvery(open_analyzer("dlib"), sel.keyframe, 1.0)
+    blank = np.zeros((48, 64, 3), np.uint8)
+    numbers = [1001, 1002, 1003, 1004, 1005, 1006, 1007, 1010, 1011, 1012, 1016]  # files 1008-9, 1013-15 missing
+    detected = [n for n in numbers
+                if stage(FrameWork(frame=Frame(image=blank, index=n), display=blank, number=n))[1] is not None]
+    assert detected == [1001, 1006, 1010, 1011, 1016]  # keyframes 1001, 1006, 1011, 1016; gaps at 1010, 1016
