@@ -98,14 +98,14 @@ class SwapModel:
                              with_faces=lambda w, faces: dataclasses.replace(w, faces=tuple(faces)))
 
     def stages(self, config: ConvertConfig, keyframe: Callable[[int], bool], smoother: TrackSmoother,
-               *, references: np.ndarray | None = None, want_matte: bool = False) -> list[Stage]:
+               colors: ColorPath, *, references: np.ndarray | None = None, want_matte: bool = False) -> list[Stage]:
         """The converter's stages for one clip (they keep per-clip state: build them per clip).
 
         Args:
             keyframe: whether a frame number gets a detection.
+            colors: the clip's colour path (:meth:`colors`), shared with whatever makes the display images.
             references: ``(R, D)`` identity embeddings of the person to swap (``--faces reference``).
         """
-        colors = self.colors(config)
         return [
             Stage("detect", DetectEvery(self.analyzer, keyframe, proxy_scale(config.extract_view(), self.analyzer))),
             Stage("track", FaceFinder(self.analyzer, config, references)),
@@ -136,7 +136,7 @@ def swap_frames(frames: Iterable[Frame], model: SwapModel, config: ConvertConfig
     colors = model.colors(config)
     smoother = model.smoother(config)
     works = (FrameWork(frame=f, display=colors.display(f), number=i) for i, f in enumerate(frames))
-    stages = model.stages(config, lambda n: n % config.every == 0, smoother, references=references,
+    stages = model.stages(config, lambda n: n % config.every == 0, smoother, colors, references=references,
                           want_matte=True)
     out: list[FrameWork] = []
     run_pipeline(works, stages, out.append)
@@ -195,6 +195,7 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
     start = time.perf_counter()
     model = SwapModel(model_dir, config)
     try:
+        colors = model.colors(config)  # a bad OCIO config or colour space fails before anything is opened
         references = reference_embeddings(model.analyzer, config.reference) if config.reference else None
     except BaseException:
         model.close()
@@ -207,8 +208,8 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
                          **_writer_options(output, info, str(source), config)) as writer:
             smoother = model.smoother(config)
             selection, total = _selection(config, info, writer, smoother.lookahead)
-            works = _works(src, info, selection, config.start_frame, model.colors(config))
-            stages = model.stages(config, selection.keyframe, smoother, references=references,
+            works = _works(src, info, selection, config.start_frame, colors)
+            stages = model.stages(config, selection.keyframe, smoother, colors, references=references,
                                   want_matte=config.matte is not None or config.alpha)
             float_matte = bool(config.matte) and str(config.matte).lower().endswith(".exr")
             matte_writer = (open_writer(config.matte, dataclasses.replace(info, has_audio=False),
