@@ -116,6 +116,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--preview-every", type=int, default=500, metavar="N", help="steps between preview grids, 0 = off")
     p.add_argument("--seed", type=int, default=0, help="seed of model init and batches (default 0)")
     p.add_argument("--workers", type=int, default=2, help="data loading threads (default 2)")
+    p.add_argument("--holdout", type=int, default=10, metavar="N",
+                   help="leave every Nth face of each faceset out for `vfxswap eval` (default 10; 0 = train on all)")
     p.add_argument("--color-transfer", action="store_true", help="recolour src faces toward dst colours while training")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: cuda when available")
     p.add_argument("--amp", choices=["off", "bf16", "fp16"], default="bf16", help="mixed precision on CUDA (default bf16)")
@@ -135,7 +137,7 @@ def _run_train(args: argparse.Namespace) -> int:
         src=args.src, dst=args.dst, output=args.output, iterations=args.iterations, resolution=args.resolution,
         face_type=args.face_type, arch=args.arch, preset=args.preset, batch_size=args.batch_size, lr=args.lr,
         clip_grad=args.clip_grad, save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
-        workers=args.workers, color_transfer=args.color_transfer, device=args.device, amp=args.amp,
+        workers=args.workers, holdout=args.holdout, color_transfer=args.color_transfer, device=args.device, amp=args.amp,
         channels_last=args.channels_last, compile=args.compile, resume=args.resume, distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1)  # set by torchrun
     with Progress(args.progress, unit="steps") as progress:
         report = train(config, progress=lambda done, total, losses: progress(done, total))

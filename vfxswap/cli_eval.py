@@ -80,7 +80,7 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_shot(args: argparse.Namespace) -> int:
-    from .eval.recon import is_held_out, reconstruct
+    from .eval.recon import reconstruct
     from .eval.report import write_report
     from .eval.inputs import resolve_spec
     from .eval.shot import check_backend_options, evaluate_shot, src_embeddings
@@ -92,7 +92,6 @@ def run_shot(args: argparse.Namespace) -> int:
         raise ConfigError(f"--holdout must be >= 1, got {args.holdout}")
     if args.sheet_rows < 1:
         raise ConfigError(f"--sheet-rows must be >= 1, got {args.sheet_rows}")
-    is_held_out(0, args.holdout)
     check_backend_options(args.face_backend, args.face_models)
     spec = resolve_spec(args.plate, args.swapped, matte=args.matte, patches=args.patches, frames=args.frames,
                         start_frame=args.start_frame, model=args.model)

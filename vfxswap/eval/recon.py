@@ -3,8 +3,8 @@
 A model reconstructs a src face through ``decoder_src`` and a dst face through ``decoder_dst``; how
 close the reconstruction is to the face says how well the model learned that identity. Faces are
 held out by their faceset index (:func:`is_held_out`: every ``every``-th face), so the split is
-the same on every machine and survives appends. ``vfxswap train`` does not yet leave these faces
-out, so on a model trained on the same faceset the scores are those of seen faces.
+the same on every machine and survives appends; ``vfxswap train --holdout`` (default 10) leaves the
+same faces out, so they are faces the model never saw.
 """
 
 from __future__ import annotations
@@ -16,17 +16,10 @@ from typing import Literal
 import numpy as np
 
 from ..errors import ConfigError
+from ..faces.faceset import is_held_out
 from . import metrics
 
 Side = Literal["src", "dst"]
-
-
-def is_held_out(index: int, every: int = 10) -> bool:
-    """Whether face ``index`` of a faceset is in the held-out split (``index % every == every - 1``;
-    ``every=1`` holds out every face)."""
-    if every < 1:
-        raise ConfigError(f"--holdout must be >= 1, got {every}")
-    return index % every == every - 1
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

@@ -222,3 +222,11 @@ class FacesetWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def is_held_out(index: int, every: int) -> bool:
+    """Whether face ``index`` of a faceset is in the held-out split that training leaves out and
+    ``vfxswap eval`` reconstructs: ``index % every == every - 1`` (``every=0``: none held out)."""
+    if every < 0:
+        raise ConfigError(f"--holdout must be >= 0, got {every}")
+    return every > 0 and index % every == every - 1

@@ -21,7 +21,7 @@ import torch
 
 from ..errors import ConfigError, FacesetError
 from ..faces.align import FACE_TYPE_PADDING, crop_from_unit
-from ..faces.faceset import FaceRecord, read_faceset
+from ..faces.faceset import FaceRecord, is_held_out, read_faceset
 from ..faces.geometry import affine_scale, compose, invert, transform_points
 from ..faces.masks import hull_mask
 from ..types import FACE_TYPES, FaceType
@@ -43,6 +43,8 @@ class FaceBank:
         resolution: the model's crop side in pixels.
         face_type: the model's face type; must not cover more than the faceset's crops.
         workers: threads that decode the PNG crops (default: CPU count, at most 8).
+        holdout: leave out the held-out split (:func:`~vfxswap.faces.faceset.is_held_out`: faces
+            whose index is ``holdout - 1`` modulo ``holdout``) for ``vfxswap eval``; 0 keeps every face.
 
     Attributes:
         images: ``(N, R, R, 3)`` uint8 RGB crops.
@@ -56,7 +58,7 @@ class FaceBank:
     """
 
     def __init__(self, folder: str | os.PathLike, *, resolution: int, face_type: FaceType,
-                 workers: int | None = None) -> None:
+                 workers: int | None = None, holdout: int = 0) -> None:
         if face_type not in FACE_TYPES:
             raise ConfigError(f"face_type must be one of {', '.join(FACE_TYPES)}, got {face_type!r}")
         if not 8 <= resolution <= 4096:
@@ -64,9 +66,10 @@ class FaceBank:
         self.folder = Path(folder)
         self.resolution = resolution
         self.face_type = face_type
-        self.records: list[FaceRecord] = read_faceset(folder)
+        self.records: list[FaceRecord] = [r for r in read_faceset(folder) if not is_held_out(r.index, holdout)]
         if not self.records:
-            raise FacesetError(f"faceset {folder} holds no faces: make one with `vfxswap extract SOURCE -o {folder}`")
+            raise FacesetError(f"faceset {folder} holds no faces{' outside the held-out split' if holdout else ''}: "
+                               f"make one with `vfxswap extract SOURCE -o {folder}`")
         for t in sorted({r.face_type for r in self.records}):
             if t not in FACE_TYPE_PADDING:
                 raise FacesetError(f"faceset {folder} has crops of unknown face type {t!r}")

@@ -60,6 +60,8 @@ class TrainConfig:
         seed: seeds model init and every batch.
         resume: continue the run in ``output``.
         workers: data loading threads.
+        holdout: leave every ``holdout``-th face of each faceset out of training (the split
+            ``vfxswap eval`` reconstructs, :func:`~vfxswap.faces.faceset.is_held_out`); 0 trains on all.
         color_transfer: recolour src faces toward dst colours (rct) during training.
         device: ``cpu``, ``cuda`` or ``auto``.
         amp: mixed precision on CUDA (``bf16``/``fp16``/``off``); ignored on CPU (no native bf16 here).
@@ -85,6 +87,7 @@ class TrainConfig:
     seed: int = 0
     resume: bool = False
     workers: int = 2
+    holdout: int = 10
     color_transfer: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["off", "bf16", "fp16"] = "bf16"
@@ -98,6 +101,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.preview_every < 0:
             raise ConfigError(f"--preview-every must be >= 0, got {self.preview_every}")
+        if self.holdout < 0 or self.holdout == 1:
+            raise ConfigError(f"--holdout must be 0 (train on every face) or >= 2, got {self.holdout}")
         if not 0 < self.lr < 1:
             raise ConfigError(f"--lr must be in (0, 1), got {self.lr}")
         if self.face_type not in FACE_TYPES:
@@ -235,8 +240,10 @@ class _Run:
             for group in self.optimizer.param_groups:  # --lr given on resume wins over the saved one
                 group["lr"] = config.lr
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and config.amp == "fp16")
-        src = FaceBank(config.src, resolution=self.card.resolution, face_type=self.card.face_type)
-        dst = FaceBank(config.dst, resolution=self.card.resolution, face_type=self.card.face_type)
+        src = FaceBank(config.src, resolution=self.card.resolution, face_type=self.card.face_type,
+                       holdout=config.holdout)
+        dst = FaceBank(config.dst, resolution=self.card.resolution, face_type=self.card.face_type,
+                       holdout=config.holdout)
         self.batches = PairBatches(src, dst, batch_size=config.batch_size, seed=config.seed + 1_000_003 * self.rank,
                                    color_transfer=config.color_transfer, workers=config.workers)
         self.last_saved = self.step

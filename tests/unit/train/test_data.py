@@ -50,6 +50,16 @@ class TestFaceBank:
         on_disk = cv2.cvtColor(cv2.imread(str(dst_faceset / record.crop_name)), cv2.COLOR_BGR2RGB)
         np.testing.assert_array_equal(bank.images[7], on_disk)
 
+    def test_holdout_leaves_the_eval_split_out(self, dst_faceset):
+        everything = FaceBank(dst_faceset, resolution=32, face_type="whole_face")
+        kept = FaceBank(dst_faceset, resolution=32, face_type="whole_face", holdout=10)
+        held = [r.index for r in everything.records if r.index % 10 == 9]
+        assert held and len(kept) == len(everything) - len(held)
+        assert not {r.index for r in kept.records} & set(held)
+        position = {r.index: i for i, r in enumerate(everything.records)}
+        for i, r in enumerate(kept.records):
+            np.testing.assert_array_equal(kept.images[i], everything.images[position[r.index]])
+
     def test_narrower_face_type_matches_a_crop_cut_from_the_frame(self, dst_faceset):
         bank = FaceBank(dst_faceset, resolution=64, face_type="full")
         for i in (0, 20, 47):
@@ -214,3 +224,12 @@ class TestPairBatches:
             PairBatches(src_bank, src_bank, batch_size=0, seed=0)
         with pytest.raises(ConfigError):
             PairBatches(src_bank, src_bank, batch_size=2, seed=-1)
+
+
+def test_holdout_setting_is_checked():
+    from vfxswap.train.loop import TrainConfig
+
+    for bad in (-1, 1):
+        with pytest.raises(ConfigError, match="--holdout"):
+            TrainConfig(src="s", dst="d", output="o", holdout=bad)
+    assert TrainConfig(src="s", dst="d", output="o").holdout == 10
