@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..atomic import replace_atomically
-from ..errors import FacesetError, OutputError
+from ..errors import ConfigError, FacesetError, OutputError
 
 RECORDS_FILE = "faceset.jsonl"
 FACES_DIR = "faces"
