@@ -32,3 +32,11 @@ def replace_atomically(path: Path, write: Callable[[Path], object], *, durable: 
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}; check free space and permissions") from None
+
+
+def remove_quietly(path: str | os.PathLike[str]) -> None:
+    """Delete a file if it is there (a temp file after a failed write); never raises."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass

@@ -60,3 +60,14 @@ class EngineError(VfxSwapError):
     """An inference backend that is unavailable or failed (ONNX Runtime, TensorRT, CUDA)."""
 
     exit_code = EXIT_FAILURE
+
+
+def one_line(reason: object, limit: int = 300) -> str:
+    """``reason`` (an exception or a message) as text on one line for an error message: an OS or
+    FFmpeg error's own words (``strerror``, without errno), whitespace and newlines collapsed, cut at
+    ``limit`` characters; an exception without text gives its type name."""
+    text = getattr(reason, "strerror", None) if isinstance(reason, BaseException) else None
+    text = " ".join(str(text or reason).split())
+    if not text and isinstance(reason, BaseException):
+        return type(reason).__name__
+    return text[:limit] + "..." if len(text) > limit else text

@@ -30,8 +30,9 @@ from typing import Any
 import av
 import av.error
 
-from ..errors import ConfigError, MediaError, OutputError
-from .video import (_AudioCopy, _create_temp, _fps, _one_line, _open_container, _remove_quietly,
+from ..atomic import remove_quietly
+from ..errors import ConfigError, MediaError, OutputError, one_line
+from .video import (_AudioCopy, _create_temp, _fps, _open_container,
                     _timecode_tag)
 from .writer import MOVIE_EXTENSIONS
 
@@ -214,9 +215,9 @@ def _write(paths: list[str], inputs: list[Any], streams: list[Any], out_path: st
                 container.close()
             except Exception:  # noqa: BLE001
                 pass
-        _remove_quietly(temp)
+        remove_quietly(temp)
         if isinstance(exc, (av.error.FFmpegError, OSError)):
-            raise OutputError(f"cannot write {out_path}: {_one_line(exc)}") from exc
+            raise OutputError(f"cannot write {out_path}: {one_line(exc)}") from exc
         raise
     logger.info("joined %d chunks into %s: %d frames, %d audio packets", len(paths), out_path, frames, copied)
     return ConcatReport(output=out_path, chunks=tuple(paths), frames=frames, audio_packets=copied, start=start,
@@ -246,7 +247,7 @@ def frame_times(path: str | os.PathLike[str]) -> list[Fraction]:
         tb = Fraction(stream.time_base)
         times = sorted(p.pts * tb for p in container.demux(stream) if p.pts is not None and p.size)
     except av.error.FFmpegError as exc:
-        raise MediaError(f"cannot read {text}: {_one_line(exc)}; is the file complete?") from exc
+        raise MediaError(f"cannot read {text}: {one_line(exc)}; is the file complete?") from exc
     finally:
         container.close()
     return times
@@ -303,7 +304,7 @@ def _copy_video(paths: list[str], inputs: list[Any], streams: list[Any], contain
                 if audio is not None:
                     audio.mux_until(container, pts * tb)
         except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot read {path}: {_one_line(exc)}; is the chunk complete?") from exc
+            raise MediaError(f"cannot read {path}: {one_line(exc)}; is the chunk complete?") from exc
         if chunk_end is None:
             raise MediaError(f"{path} holds no video frames; render the chunk again")
         previous_end = chunk_end

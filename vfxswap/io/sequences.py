@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 
-from ..errors import ConfigError, MediaError, OutputError
+from ..atomic import remove_quietly
+from ..errors import ConfigError, MediaError, OutputError, one_line
 from ..types import Frame, VideoInfo
 
 logger = logging.getLogger(__name__)
@@ -38,11 +39,6 @@ _TOKEN_RE = re.compile(r"%(0\d+)?d|#+|@+")
 # A file stem split around its last run of digits.
 _NUMBERED_RE = re.compile(r"(.*?)([0-9]+)([^0-9]*)")
 _MAX_GAPS_LISTED = 5
-
-
-def _one_line(reason: object) -> str:
-    """``reason`` as text on one line (OpenImageIO messages may hold newlines)."""
-    return " ".join(str(reason).split())
 
 
 def _extension(name: str) -> str:
@@ -94,7 +90,7 @@ def _list_images(folder: str) -> list[str]:
             return [e.name for e in entries
                     if not e.name.startswith(".") and is_image_path(e.name) and e.is_file()]
     except OSError as exc:
-        raise MediaError(f"cannot list {folder}: {_one_line(exc.strerror or exc)}") from exc
+        raise MediaError(f"cannot list {folder}: {one_line(exc.strerror or exc)}") from exc
 
 
 def _missing_ranges(numbers: Sequence[int]) -> list[str]:
@@ -216,7 +212,7 @@ def _open_image(path: str) -> oiio.ImageInput:
         reason = oiio.geterror() or "unknown format"
         if os.path.isfile(path) and os.path.getsize(path) == 0:
             raise MediaError(f"{path} is empty (0 bytes); re-copy or re-render it")
-        raise MediaError(f"cannot read image {path}: {_one_line(reason)}; is the file complete?")
+        raise MediaError(f"cannot read image {path}: {one_line(reason)}; is the file complete?")
     return inp
 
 
@@ -228,7 +224,7 @@ def _image_errors(path: str) -> Iterator[None]:
     except MediaError:
         raise
     except Exception as exc:
-        raise MediaError(f"cannot read image {path}: {_one_line(exc)}; is the file complete?") from exc
+        raise MediaError(f"cannot read image {path}: {one_line(exc)}; is the file complete?") from exc
 
 
 def _read_header(path: str) -> oiio.ImageSpec:
@@ -264,7 +260,7 @@ def read_image(path: str) -> tuple[np.ndarray, str]:
             channels = 3 if spec.nchannels >= 3 else 1
             pixels = inp.read_image(0, 0, 0, channels, fmt)
             if pixels is None:
-                raise MediaError(f"cannot read image {path}: {_one_line(inp.geterror())}; "
+                raise MediaError(f"cannot read image {path}: {one_line(inp.geterror())}; "
                                  "is the file complete?")
         finally:
             inp.close()
@@ -479,11 +475,6 @@ def _format_number(parsed: _Pattern, number: int) -> str:
     return f"{parsed.prefix}{number:0{parsed.pad}d}{parsed.suffix}"
 
 
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
-
-
 def _file_in_path(folder: str) -> str | None:
     """The deepest existing component of ``folder`` if it is a file rather than a folder."""
     probe = os.path.abspath(folder)
@@ -504,7 +495,7 @@ def _writable_folder(folder: str, target: str) -> None:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create the output folder {folder} for {target}: "
-                          f"{_one_line(exc.strerror or exc)}") from exc
+                          f"{one_line(exc.strerror or exc)}") from exc
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {target}: the folder {folder} is not writable")
 
@@ -666,23 +657,23 @@ class SequenceWriter:
         try:
             out = oiio.ImageOutput.create(temp)
             if out is None:
-                raise OutputError(f"cannot write {path}: {_one_line(oiio.geterror())}")
+                raise OutputError(f"cannot write {path}: {one_line(oiio.geterror())}")
             try:
                 if not out.open(temp, self._spec(pixels, fmt, bits)):
-                    raise OutputError(f"cannot write {path}: {_one_line(out.geterror())}")
+                    raise OutputError(f"cannot write {path}: {one_line(out.geterror())}")
                 if not out.write_image(pixels):
-                    raise OutputError(f"cannot write {path}: {_one_line(out.geterror())}")
+                    raise OutputError(f"cannot write {path}: {one_line(out.geterror())}")
             finally:
                 out.close()
             os.replace(temp, path)
         except OutputError:
-            _remove_quietly(temp)
+            remove_quietly(temp)
             raise
         except BaseException as exc:
-            _remove_quietly(temp)
+            remove_quietly(temp)
             if isinstance(exc, Exception):
                 reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise OutputError(f"cannot write {path}: {_one_line(reason)}") from exc
+                raise OutputError(f"cannot write {path}: {one_line(reason)}") from exc
             raise
         self.written += 1
         return path

@@ -29,7 +29,8 @@ import av.error
 import cv2
 import numpy as np
 
-from ..errors import ConfigError, MediaError, OutputError, VfxSwapError
+from ..atomic import remove_quietly
+from ..errors import ConfigError, MediaError, OutputError, VfxSwapError, one_line
 from ..types import Frame, VideoInfo
 from .sequences import _file_in_path, display_code_values, with_alpha
 from .source import is_stream
@@ -53,12 +54,6 @@ _RANGE = {1: "tv", 2: "pc"}
 _EXACT_COUNT_FORMATS = frozenset({"mov", "mp4"})
 
 _TIMECODE_RE = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})([:;.,])(\d{2,3})")
-
-
-def _one_line(reason: object) -> str:
-    """``reason`` as text on one line: an FFmpeg error's own words, without errno or newlines."""
-    text = getattr(reason, "strerror", None) if isinstance(reason, BaseException) else None
-    return " ".join(str(text or reason).split())
 
 
 def timecode_at(start: str, index: int, fps: Fraction) -> str:
@@ -150,7 +145,7 @@ def _open_container(path: str) -> Any:
         try:
             return av.open("pipe:0" if path == "-" else path, mode="r")
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise MediaError(f"cannot read the stream {path}: {_one_line(exc)}; check the address and that "
+            raise MediaError(f"cannot read the stream {path}: {one_line(exc)}; check the address and that "
                              "the stream is a container FFmpeg can read without seeking (ts, mkv, fragmented mp4)") from exc
     if not os.path.exists(path):
         raise MediaError(f"no such file: {path}")
@@ -161,7 +156,7 @@ def _open_container(path: str) -> Any:
     try:
         return av.open(path, mode="r")
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise MediaError(f"cannot read {path} as a movie: {_one_line(exc)}; is the file complete?") from exc
+        raise MediaError(f"cannot read {path} as a movie: {one_line(exc)}; is the file complete?") from exc
 
 
 def _video_stream(container: Any, path: str) -> Any:
@@ -347,7 +342,7 @@ class MovieSource:
         try:
             self._container.seek(0, stream=self._stream)
         except (av.error.FFmpegError, OSError) as exc:
-            raise MediaError(f"cannot rewind {self._path}: {_one_line(exc)}; open it again") from exc
+            raise MediaError(f"cannot rewind {self._path}: {one_line(exc)}; open it again") from exc
 
     def _decode(self, decoder: Iterator[Any], start: int, first_index: int = 0,
                 key_pts: int | None = None) -> Iterator[Frame]:
@@ -380,7 +375,7 @@ class MovieSource:
         except VfxSwapError:
             raise
         except (av.error.FFmpegError, OSError, ValueError) as exc:
-            raise MediaError(f"cannot decode {self._path} at frame {index}: {_one_line(exc)}; "
+            raise MediaError(f"cannot decode {self._path} at frame {index}: {one_line(exc)}; "
                              "is the file complete?") from exc
         self._decoder = None
         expected = self._exact_frame_count()
@@ -662,11 +657,6 @@ def _check_timecode(value: str | None) -> str | None:
     return value.strip()
 
 
-def _remove_quietly(path: str) -> None:
-    with contextlib.suppress(OSError):
-        os.remove(path)
-
-
 class _AudioCopy:
     """Copies the audio packets of a source movie into an output container (no re-encoding).
 
@@ -727,7 +717,7 @@ class _AudioCopy:
                 output.mux(packet)
                 self.copied += 1
         except av.error.FFmpegError as exc:
-            raise MediaError(f"cannot copy the audio of {self._path}: {_one_line(exc)}") from exc
+            raise MediaError(f"cannot copy the audio of {self._path}: {one_line(exc)}") from exc
 
     def close(self) -> None:
         self._packets = None
@@ -841,7 +831,7 @@ class MovieWriter:
             raise ConfigError(f"{plan.codec} cannot be stored in .{ext}; write .{where.replace(' or ', ' or .')} "
                               f"(or pick another codec)") from exc
         except av.error.FFmpegError as exc:
-            raise ConfigError(f"cannot set up the {plan.codec} encoder: {_one_line(exc)}") from exc
+            raise ConfigError(f"cannot set up the {plan.codec} encoder: {one_line(exc)}") from exc
         stream.width = self.info.width
         stream.height = self.info.height
         stream.pix_fmt = plan.pix_fmt
@@ -973,9 +963,9 @@ class MovieWriter:
                 self._container.mux(packet)
         except (av.error.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot encode frame {frame.index} into {self.path} "
-                              f"({self.plan.codec} {self.plan.pix_fmt}): {_one_line(exc)}") from exc
+                              f"({self.plan.codec} {self.plan.pix_fmt}): {one_line(exc)}") from exc
         except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {_one_line(exc)}") from exc
+            raise OutputError(f"cannot write {self.path}: {one_line(exc)}") from exc
         self._last_pts = pts
         self._last_index = frame.index
         self._last_time = pts * self._time_base
@@ -1011,7 +1001,7 @@ class MovieWriter:
         except BaseException as exc:
             self.abort()
             if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
-                raise OutputError(f"cannot finish {self.path}: {_one_line(exc)}") from exc
+                raise OutputError(f"cannot finish {self.path}: {one_line(exc)}") from exc
             raise
         self._closed = True
         logger.info("wrote %s: %d frames, %s %s", self.path, self.frames_written, self.plan.codec,
@@ -1028,7 +1018,7 @@ class MovieWriter:
             with contextlib.suppress(Exception):
                 self._container.close()
             self._container = None
-        _remove_quietly(self._temp)
+        remove_quietly(self._temp)
 
 
 def _is_movie_source(path: str) -> bool:
@@ -1054,5 +1044,5 @@ def _create_temp(folder: str, temp: str, target: str) -> None:
         with open(temp, "wb"):
             pass
     except OSError as exc:
-        raise OutputError(f"cannot write {target}: {_one_line(exc.strerror or exc)} "
+        raise OutputError(f"cannot write {target}: {one_line(exc.strerror or exc)} "
                           f"({exc.filename or folder})") from exc

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import opentimelineio as otio
 
-from ..errors import ConfigError, OutputError, TimelineError
+from ..errors import ConfigError, OutputError, TimelineError, one_line
 
 RationalTime = otio.opentime.RationalTime
 TimeRange = otio.opentime.TimeRange
@@ -42,11 +42,6 @@ VFXSWAP_KEY = "vfxswap"
 SELECTOR_KINDS: tuple[str, ...] = ("track", "name", "marker", "color", "meta")
 # Settings that differ between the chunks of one shot; left out of the settings digest.
 _PER_RUN_SETTINGS = ("frames", "skip_existing", "start_frame", "matte", "patches")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:300] + "..." if len(text) > 300 else text or type(exc).__name__
 
 
 # --- reading and writing ------------------------------------------------------------------------
@@ -131,7 +126,7 @@ def read_cut(path: str | os.PathLike, *, adapter: str | None = None, rate: float
     try:
         result = otio.adapters.read_from_file(str(path), adapter_name=name, **kwargs)
     except Exception as exc:  # adapters raise anything from ValueError to XML and AAF errors
-        raise TimelineError(f"cannot read {path} with the {name} adapter: {_one_line(exc)}; "
+        raise TimelineError(f"cannot read {path} with the {name} adapter: {one_line(exc)}; "
                             "check the file (and --adapter / --rate)") from None
     if isinstance(result, otio.schema.SerializableCollection):
         timelines = list(result.find_children(descended_from_type=otio.schema.Timeline, shallow_search=True))
@@ -188,7 +183,7 @@ def write_cut(timeline: otio.schema.Timeline, path: str | os.PathLike, *, adapte
             raise
         except Exception as exc:
             tmp.unlink(missing_ok=True)
-            raise OutputError(f"cannot write {path} with the {name} adapter: {_one_line(exc)}") from None
+            raise OutputError(f"cannot write {path} with the {name} adapter: {one_line(exc)}") from None
 
     replace_atomically(path, write, durable=False)
 
