@@ -255,10 +255,11 @@ class MovieSource:
     def frames(self, start: int | None = None) -> Iterator[Frame]:
         """Decode the frames in order.
 
-        With ``start``, whole GOPs before the clean keyframe at or before it are demuxed but not
-        decoded (a farm chunk late in a long plate does not decode the plate up to it); streams
-        whose keyframes are not clean entry points (open GOPs, no timestamps) are decoded from the
-        first frame, and frames before ``start`` are not converted to arrays. Frame indexes are
+        With ``start``, a constant-rate mov/mp4 is seeked to the keyframe at or before it, and
+        other movies demux whole GOPs before that keyframe without decoding them (a farm chunk late
+        in a long plate does not decode the plate up to it); streams whose keyframes are not clean
+        entry points (open GOPs, no timestamps) are decoded from the first frame, and frames before
+        ``start`` are not converted to arrays. Frame indexes are
         the same either way. Calling ``frames`` again rewinds to the first frame and ends the
         previous iterator (it raises MediaError if resumed).
 
@@ -282,13 +283,44 @@ class MovieSource:
             self._rewind()
         self._started = True
         start = -1 if start is None else start
-        skipped = self._skip_to_keyframe(start) if start > 0 else None
+        skipped = (self._seek_to_keyframe(start) or self._skip_to_keyframe(start)) if start > 0 else None
         if skipped is None:
             self._decoder = self._container.decode(self._stream)
             return self._decode(self._decoder, start)
         first_index, key_pts, packets = skipped
         self._decoder = self._decode_packets(packets)
         return self._decode(self._decoder, start, first_index, key_pts)
+
+    def _seek_to_keyframe(self, start: int) -> tuple[int, int, Iterator[Any]] | None:
+        """Seek a constant-rate mov/mp4 (no edit list) straight to the keyframe at or before ``start``.
+
+        The sample table gives the keyframe's decode position ``k``; its frame must then be presented
+        at ``start_time + k`` frame durations, which :meth:`_decode` checks on the first decoded frame
+        (an open GOP or reordering across the keyframe fails it, and decoding restarts from frame 0).
+        Returns ``k``, that pts and the packets from the keyframe on, or ``None`` when the file is not
+        such a movie (the caller then demuxes up to the keyframe instead).
+        """
+        if not set(self._container.format.name.split(",")) & _EXACT_COUNT_FORMATS:
+            return None
+        entries = self._stream.index_entries
+        tb = Fraction(self._stream.time_base or 0)
+        if len(entries) < 2 or not tb or start >= len(entries):
+            return None
+        step = 1 / (Fraction(self.info.fps) * tb)  # one frame in time-base ticks
+        stamps = [e.timestamp for e in entries]  # decode times
+        if step.denominator != 1 or any(e.is_discard for e in entries) or any(
+                b - a != step for a, b in zip(stamps, stamps[1:])):
+            return None  # variable rate, an edit list, or a frame duration off the time base
+        k = next((i for i in range(start, 0, -1) if entries[i].is_keyframe), 0)
+        if k == 0:
+            return None
+        pts = int((self._stream.start_time or 0) + k * step)  # the sample table holds decode times
+        try:
+            self._container.seek(pts, stream=self._stream, backward=True)
+        except (av.error.FFmpegError, OSError, ValueError):
+            self._rewind()
+            return None
+        return k, pts, self._container.demux(self._stream)
 
     def _skip_to_keyframe(self, start: int) -> tuple[int, int, Iterator[Any]] | None:
         """Demux (without decoding) up to a clean keyframe at or before frame ``start``.
