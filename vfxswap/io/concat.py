@@ -32,8 +32,7 @@ import av.error
 
 from ..atomic import remove_quietly
 from ..errors import ConfigError, MediaError, OutputError, one_line
-from .video import (_AudioCopy, _create_temp, _fps, _open_container,
-                    _timecode_tag)
+from .video import AudioCopy, create_temp, open_container, stream_fps, timecode_tag
 from .writer import MOVIE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
@@ -84,7 +83,7 @@ class _Layout:
 def _layout(stream: Any) -> _Layout:
     ctx = stream.codec_context
     return _Layout(codec=ctx.name or "", width=int(ctx.width), height=int(ctx.height), pix_fmt=ctx.pix_fmt or "",
-                   time_base=Fraction(stream.time_base), rate=_fps(stream), extradata=bytes(ctx.extradata or b""))
+                   time_base=Fraction(stream.time_base), rate=stream_fps(stream), extradata=bytes(ctx.extradata or b""))
 
 
 def _video(container: Any, path: str) -> Any:
@@ -95,7 +94,7 @@ def _video(container: Any, path: str) -> Any:
 
 def _source_span(path: str) -> tuple[Fraction, Fraction]:
     """``(start, end)`` seconds of the first video stream of the audio source."""
-    container = _open_container(path)
+    container = open_container(path)
     try:
         stream = _video(container, path) if container.streams.video else None
         if stream is None:
@@ -104,7 +103,7 @@ def _source_span(path: str) -> tuple[Fraction, Fraction]:
         start = Fraction(stream.start_time or 0) * tb
         if stream.duration:
             return start, start + stream.duration * tb
-        fps = _fps(stream)
+        fps = stream_fps(stream)
         return start, start + Fraction(stream.frames or 0) / fps
     finally:
         container.close()
@@ -147,7 +146,7 @@ def concat_movies(chunks: Sequence[str | os.PathLike[str]], output: str | os.Pat
     for path in paths:
         if os.path.exists(out_path) and os.path.exists(path) and os.path.samefile(path, out_path):
             raise OutputError(f"refusing to write {out_path} over one of its chunks; pick another name")
-    inputs = [_open_container(p) for p in paths]  # MediaError for a missing/unreadable chunk
+    inputs = [open_container(p) for p in paths]  # MediaError for a missing/unreadable chunk
     try:
         streams = [_video(c, p) for c, p in zip(inputs, paths)]
         layouts = [_layout(s) for s in streams]
@@ -169,9 +168,9 @@ def _write(paths: list[str], inputs: list[Any], streams: list[Any], out_path: st
            audio_from: str | None, starts: list[Fraction] | None) -> ConcatReport:
     folder, name = os.path.split(os.path.abspath(out_path))
     temp = os.path.join(folder, f".tmp-{name}")
-    _create_temp(folder, temp, out_path)
+    create_temp(folder, temp, out_path)
     container: Any = None
-    audio: _AudioCopy | None = None
+    audio: AudioCopy | None = None
     try:
         container = av.open(temp, mode="w")
         try:
@@ -179,18 +178,18 @@ def _write(paths: list[str], inputs: list[Any], streams: list[Any], out_path: st
         except ValueError as exc:
             raise ConfigError(f"{streams[0].codec_context.name} video cannot be stored in .{ext} without "
                               f"re-encoding; write the chunks' container (.{_ext(paths[0])})") from exc
-        out.codec_context.framerate = _fps(streams[0])  # the stream's frame rate (mov timecode tracks need it)
-        tag = _timecode_tag(inputs[0], streams[0])
+        out.codec_context.framerate = stream_fps(streams[0])  # the stream's frame rate (mov timecode tracks need it)
+        tag = timecode_tag(inputs[0], streams[0])
         if tag:
             out.metadata["timecode"] = tag
             container.metadata["timecode"] = tag
         if audio_from is not None:
-            audio = _AudioCopy(audio_from, container, ext)
+            audio = AudioCopy(audio_from, container, ext)
         if container.format.name in ("mov", "mp4"):  # exact start offsets in the edit list (see MovieWriter)
             scale = math.lcm(*(Fraction(s.time_base).denominator for s in container.streams if s.time_base))
             if scale < 2**31:
                 container.container_options["movie_timescale"] = str(scale)
-        half = 1 / (2 * _fps(streams[0]))
+        half = 1 / (2 * stream_fps(streams[0]))
         if audio is not None:  # copy the audio under the joined video only (as MovieWriter does)
             src_start, src_end = _source_span(audio_from)  # type: ignore[arg-type]
             first = starts[0] if starts is not None else _start(streams[0])
@@ -241,7 +240,7 @@ def frame_times(path: str | os.PathLike[str]) -> list[Fraction]:
         MediaError: the movie is missing, unreadable or has no video.
     """
     text = os.fspath(path)
-    container = _open_container(text)
+    container = open_container(text)
     try:
         stream = _video(container, text)
         tb = Fraction(stream.time_base)
@@ -254,10 +253,10 @@ def frame_times(path: str | os.PathLike[str]) -> list[Fraction]:
 
 
 def _copy_video(paths: list[str], inputs: list[Any], streams: list[Any], container: Any, out: Any,
-                audio: _AudioCopy | None, starts: list[Fraction] | None) -> tuple[int, Fraction, Fraction]:
+                audio: AudioCopy | None, starts: list[Fraction] | None) -> tuple[int, Fraction, Fraction]:
     """Copy each chunk's video packets with continuing timestamps; returns (frames, start, end)."""
     tb = Fraction(streams[0].time_base)
-    frame = 1 / _fps(streams[0])
+    frame = 1 / stream_fps(streams[0])
     half = frame / 2
     previous_end: Fraction | None = None
     first_start: Fraction | None = None

@@ -106,7 +106,7 @@ def _rgb_format(pix_fmt: str | None) -> str:
     return "rgb48le" if _bit_depth(pix_fmt) > 8 else "rgb24"
 
 
-def _fps(stream: Any) -> Fraction:
+def stream_fps(stream: Any) -> Fraction:
     """Frame rate of a video stream (average, else guessed, else 24 with a warning)."""
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate and rate > 0:
@@ -128,7 +128,7 @@ def _frame_count(container: Any, stream: Any, fps: Fraction) -> int:
     return max(0, round(seconds * fps))
 
 
-def _timecode_tag(container: Any, stream: Any) -> str | None:
+def timecode_tag(container: Any, stream: Any) -> str | None:
     """The start timecode tag of the video stream, the container or a timecode (tmcd) stream."""
     candidates = [stream.metadata, container.metadata] + [s.metadata for s in container.streams]
     # mov/mp4 say "timecode", Matroska "TIMECODE"
@@ -139,7 +139,7 @@ def _timecode_tag(container: Any, stream: Any) -> str | None:
     return tag
 
 
-def _open_container(path: str) -> Any:
+def open_container(path: str) -> Any:
     """Open ``path`` with PyAV, checking first that it is a non-empty file (streams: see :func:`is_stream`)."""
     if is_stream(path):
         try:
@@ -170,7 +170,7 @@ def _video_stream(container: Any, path: str) -> Any:
 def _info(path: str, container: Any, stream: Any) -> VideoInfo:
     """Describe the opened video stream without decoding it."""
     ctx = stream.codec_context
-    fps = _fps(stream)
+    fps = stream_fps(stream)
     return VideoInfo(
         path=path,
         kind="movie",
@@ -186,7 +186,7 @@ def _info(path: str, container: Any, stream: Any) -> VideoInfo:
         color_trc=_TRC.get(getattr(ctx, "color_trc", None)),
         colorspace=_MATRIX.get(getattr(ctx, "colorspace", None)),
         color_range=_RANGE.get(getattr(ctx, "color_range", None)),
-        timecode=_timecode_tag(container, stream),
+        timecode=timecode_tag(container, stream),
         has_audio=bool(container.streams.audio),
         codec=ctx.name or "",
     )
@@ -204,7 +204,7 @@ def probe_movie(path: str) -> VideoInfo:
     Raises:
         MediaError: the file is missing, empty, unreadable or has no video stream.
     """
-    container = _open_container(path)
+    container = open_container(path)
     try:
         return _info(path, container, _video_stream(container, path))
     finally:
@@ -221,7 +221,7 @@ class MovieSource:
     def __init__(self, path: str) -> None:
         """Open ``path`` (see :func:`probe_movie` for the errors raised)."""
         self._path = path
-        self._container = _open_container(path)
+        self._container = open_container(path)
         try:
             self._stream = _video_stream(self._container, path)
             self._stream.thread_type = "AUTO"  # PyAV decodes on one thread by default (PERF_NOTES)
@@ -689,7 +689,7 @@ def _check_timecode(value: str | None) -> str | None:
     return value.strip()
 
 
-class _AudioCopy:
+class AudioCopy:
     """Copies the audio packets of a source movie into an output container (no re-encoding).
 
     Packets are muxed as the video advances (``mux_until``) so the file stays interleaved. Only
@@ -698,7 +698,7 @@ class _AudioCopy:
 
     def __init__(self, source: str, output: Any, ext: str) -> None:
         self._path = source
-        self._input = _open_container(source)
+        self._input = open_container(source)
         self._pairs: dict[int, Any] = {}
         try:
             for stream in self._input.streams.audio:
@@ -824,14 +824,14 @@ class MovieWriter:
             raise OutputError(f"refusing to write {self.path} over its own source; pick another name")
         folder, name = os.path.split(os.path.abspath(self.path))
         self._temp = os.path.join(folder, f".tmp-{name}")
-        _create_temp(folder, self._temp, self.path)
+        create_temp(folder, self._temp, self.path)
         self._container: Any = None
-        self._audio: _AudioCopy | None = None
+        self._audio: AudioCopy | None = None
         try:
             self._container = av.open(self._temp, mode="w")
             self._stream = self._add_video_stream(ext)
             if source is not None and _is_movie_source(os.fspath(source)):
-                self._audio = _AudioCopy(os.fspath(source), self._container, ext)
+                self._audio = AudioCopy(os.fspath(source), self._container, ext)
         except BaseException:
             self.abort()
             raise
@@ -1066,7 +1066,7 @@ def _is_movie_source(path: str) -> bool:
     return True
 
 
-def _create_temp(folder: str, temp: str, target: str) -> None:
+def create_temp(folder: str, temp: str, target: str) -> None:
     """Create the output folder if needed and the (empty) temp file, proving the folder writable."""
     blocker = _file_in_path(folder)
     if blocker is not None:
