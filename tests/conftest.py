@@ -34,6 +34,17 @@ def astronaut() -> np.ndarray:
     return np.ascontiguousarray(skdata.astronaut())
 
 
+@pytest.fixture(scope="module")
+def demo_model(tmp_path_factory) -> Path:
+    """A private copy of samples/demo_model per test module (the onnxruntime runner caches its
+    export inside the model folder)."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("model") / "demo"
+    shutil.copytree(SAMPLES / "demo_model", out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def dlib_analyzer():
     from vfxswap.faces.analysis import open_analyzer

@@ -34,13 +34,8 @@ def audio_packets(path: Path) -> list[bytes]:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A private copy of the demo model (the onnxruntime runner caches its export inside)."""
-    import shutil
-
-    out = tmp_path_factory.mktemp("model") / "demo"
-    shutil.copytree(MODEL, out)
-    return out
+def model(demo_model) -> Path:
+    return demo_model
 
 
 @pytest.fixture(scope="module")

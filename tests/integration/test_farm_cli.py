@@ -17,7 +17,7 @@ import pytest
 from vfxswap.io import open_source, open_writer
 from vfxswap.timeline.emitters import read_key_values
 
-from .test_convert_cli import MODEL, audio_packets
+from .test_convert_cli import audio_packets
 from .test_extract_cli import PLATE, PLATE_SEQ, REFERENCE, assert_one_line_error, vfxswap
 
 # Pin the runner: `--backend auto` times the runners and may pick another on another node.
@@ -37,11 +37,8 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    """A private copy of the demo model (the onnxruntime runner caches its export inside)."""
-    out = tmp_path_factory.mktemp("model") / "demo"
-    shutil.copytree(MODEL, out)
-    return out
+def model(demo_model) -> Path:
+    return demo_model
 
 
 class TestShellPlan:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from pathlib import Path
 
 import av
@@ -55,10 +54,8 @@ def build_cut() -> otio.schema.Timeline:
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("model") / "demo"
-    shutil.copytree(MODEL, out)
-    return out
+def model(demo_model) -> Path:
+    return demo_model
 
 
 @pytest.fixture(scope="module")

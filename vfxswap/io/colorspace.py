@@ -23,9 +23,9 @@ DISPLAY_SPACE = "srgb_encoded_rec709_srgb"
 _ALIASES = {"linear": "lin_rec709_srgb", "srgb": DISPLAY_SPACE}
 
 
-@functools.lru_cache(maxsize=1)
 def _config() -> ocio.Config:
-    return ocio.Config.CreateFromFile(OCIO_CONFIG)
+    """The built-in CG config (cached by :func:`open_config`)."""
+    return open_config(OCIO_CONFIG)
 
 
 @functools.lru_cache(maxsize=16)

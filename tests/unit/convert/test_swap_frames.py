@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +20,9 @@ def frames():
         return [f for f, _ in zip(src.frames(), range(4))]
 
 
-def test_swaps_a_clip_in_memory(frames, tmp_path):
-    shutil.copytree(SAMPLES / "demo_model", tmp_path / "m")
+def test_swaps_a_clip_in_memory(frames, demo_model):
     config = ConvertConfig(faces="largest", backend="onnxruntime")
-    with SwapModel(tmp_path / "m", config) as model:
+    with SwapModel(demo_model, config) as model:
         works = swap_frames(frames, model, config)
     assert len(works) == 4
     for frame, work in zip(frames, works):
@@ -35,11 +33,10 @@ def test_swaps_a_clip_in_memory(frames, tmp_path):
         assert not np.array_equal(work.result[inside], frame.image[inside])
 
 
-def test_faceless_frames_pass_through(tmp_path):
+def test_faceless_frames_pass_through(demo_model):
     from vfxswap.types import Frame
 
-    shutil.copytree(SAMPLES / "demo_model", tmp_path / "m")
     blank = [Frame(image=np.full((120, 160, 3), 90, np.uint8), index=i) for i in range(3)]
-    with SwapModel(tmp_path / "m", ConvertConfig(backend="onnxruntime")) as model:
+    with SwapModel(demo_model, ConvertConfig(backend="onnxruntime")) as model:
         works = swap_frames(blank, model)
     assert all(w.matte is None and w.result is f.image for w, f in zip(works, blank))
