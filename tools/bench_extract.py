@@ -16,6 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import av
@@ -28,25 +29,40 @@ from vfxswap.extract import extract
 from vfxswap.faces.analysis import open_analyzer
 
 
-def make_clip(path: Path, frames: int, grain: float, seed: int = 0) -> None:
-    """A 1920x1080 24 fps clip: the portrait pushed in and panned, optional Gaussian grain (sigma in code values)."""
-    portrait = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
-    rng = np.random.default_rng(seed)
+def write_h264(path: Path, images: Iterable[np.ndarray], width: int, height: int) -> None:
+    """Encode BGR uint8 ``(height, width, 3)`` images as a 24 fps H.264 clip (crf 18, veryfast)."""
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=24, options={"crf": "18", "preset": "veryfast"})
-        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-        for i in range(frames):
-            t = i / max(frames - 1, 1)
-            scale = 2.8 + 0.4 * t  # the face (landmark span) is ~260-300 px
-            m = np.float32([[scale, 0, 960 - 256 * scale + 200 * (t - 0.5)], [0, scale, 540 - 200 * scale]])
-            img = cv2.warpAffine(portrait, m, (1920, 1080), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-            if grain > 0:
-                img = np.clip(img + rng.normal(0, grain, img.shape), 0, 255).astype(np.uint8)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for img in images:
             yuv = cv2.cvtColor(img, cv2.COLOR_BGR2YUV_I420)
             for packet in stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
+
+
+def add_grain(img: np.ndarray, grain: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian grain of sigma ``grain`` (8-bit code values); 0 returns ``img``."""
+    if grain <= 0:
+        return img
+    return np.clip(img + rng.normal(0, grain, img.shape), 0, 255).astype(np.uint8)
+
+
+def make_clip(path: Path, frames: int, grain: float, seed: int = 0) -> None:
+    """A 1920x1080 24 fps clip: the portrait pushed in and panned, optional Gaussian grain (sigma in code values)."""
+    portrait = cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR)
+    rng = np.random.default_rng(seed)
+
+    def images() -> Iterator[np.ndarray]:
+        for i in range(frames):
+            t = i / max(frames - 1, 1)
+            scale = 2.8 + 0.4 * t  # the face (landmark span) is ~260-300 px
+            m = np.float32([[scale, 0, 960 - 256 * scale + 200 * (t - 0.5)], [0, scale, 540 - 200 * scale]])
+            img = cv2.warpAffine(portrait, m, (1920, 1080), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            yield add_grain(img, grain, rng)
+
+    write_h264(path, images(), 1920, 1080)
 
 
 def pure_decode(path: Path) -> tuple[int, float]:

@@ -156,18 +156,22 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
                                    "CatFileCreator) or dfm (MODEL/export/model.dfm, NHWC BGR, for DeepFaceLive "
                                    "and FaceFusion). Each file is checked against PyTorch before it is written.")
     p.add_argument("model", metavar="MODEL", help="model folder (card.json + weights.safetensors)")
-    p.add_argument("--format", choices=["onnx", "torchscript", "dfm"], default="onnx", help="default onnx")
+    p.add_argument("--format", choices=["onnx", "torchscript", "dfm", "tensorrt"], default="onnx",
+                   help="default onnx; tensorrt builds (or reuses) an engine for this GPU in MODEL/export/tensorrt/")
     p.add_argument("-o", "--output", metavar="PATH", help="file to write (default: inside MODEL/export/)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset for onnx and dfm (default 17)")
     p.add_argument("--no-check", dest="check", action="store_false",
-                   help="skip running the exported file against PyTorch")
+                   help="skip running the exported file against PyTorch (tensorrt engines are always checked)")
+    p.add_argument("--batch", type=int, default=8, metavar="N",
+                   help="tensorrt: largest batch of the engine's profile, 1..N (default 8, as convert --batch)")
     p.set_defaults(run=_run_export)
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from .model.export import export_model
 
-    report = export_model(args.model, format=args.format, out=args.output, opset=args.opset, check=args.check)
+    report = export_model(args.model, format=args.format, out=args.output, opset=args.opset, check=args.check,
+                          batch=args.batch)
     checked = (f"max abs diff {report.max_abs_diff:.2g} vs PyTorch" if report.max_abs_diff is not None
                else "not checked")
     print(f"exported {report.format} -> {report.path} ({checked})", flush=True)
@@ -175,6 +179,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
+    from .accel.runtime import BACKENDS
     from .progress import PROGRESS_MODES
 
     p = sub.add_parser("convert", help="swap the faces of a plate with a trained model",
@@ -196,8 +201,15 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--erode", type=int, default=0, metavar="PX", help="erode (>0) / dilate (<0) the mask, crop pixels")
     p.add_argument("--feather", type=int, default=8, metavar="PX", help="mask soft edge, crop pixels (default 8)")
     p.add_argument("--blend", default="feather", help="feather, poisson or laplacian (default feather)")
-    p.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default="auto")
+    p.add_argument("--backend", choices=list(BACKENDS), default="auto",
+                   help="swap runner: auto (CUDA: tensorrt > compiled > torch, the first that works; CPU: the "
+                        "faster of torch and onnxruntime), torch, compiled (torch.compile), tensorrt, onnxruntime")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+                   help="model arithmetic (default: fp16 on CUDA, fp32 on the CPU)")
+    p.add_argument("--compositor", choices=["auto", "opencv", "torch"], default="auto",
+                   help="align/colour/blend the faces with OpenCV on the host or as torch ops on the model's "
+                        "device (default auto: torch when the model runs on a GPU)")
     p.add_argument("--batch", type=int, default=8, help="faces per model call (default 8)")
     p.add_argument("--codec", default=None, help="libx264, libx265, prores_ks, dnxhd, ffv1 (default: the input's)")
     p.add_argument("--frames", metavar="RANGE", help="frames to convert: 1001-1100, 1001-1100x2, 1001,1010-1012")
@@ -230,7 +242,8 @@ def _run_convert(args: argparse.Namespace) -> int:
         faces=args.faces, reference=args.reference, identity_threshold=args.identity_threshold, every=args.every,
         min_size=args.min_size, detect_scale=args.detect_scale, smooth=args.smooth, color=args.color,
         color_smooth=args.color_smooth, mask=args.mask, erode=args.erode, feather=args.feather, blend=args.blend,
-        backend=args.backend, device=args.device, batch=args.batch, codec=args.codec, frames=args.frames,
+        backend=args.backend, device=args.device, precision=args.precision, compositor=args.compositor,
+        batch=args.batch, codec=args.codec, frames=args.frames,
         start_frame=args.start_frame, skip_existing=args.skip_existing, matte=args.matte,
         face_backend=args.face_backend, face_models=args.face_models, patches=args.patches, alpha=args.alpha,
         ocio_config=args.ocio_config, input_colorspace=args.input_colorspace)
@@ -239,6 +252,7 @@ def _run_convert(args: argparse.Namespace) -> int:
     stages = "  ".join(f"{k} {v:.1f}s" for k, v in report.stage_seconds.items())
     print(f"converted {report.frames} frames ({report.frames_swapped} with {report.faces_swapped} faces swapped, "
           f"{report.backend}) in {report.seconds:.1f} s, {report.frames_per_second:.1f} fps -> {report.output}\n"
+          f"backend {report.backend}: {report.backend_reason or '-'}; compositor {report.compositor}\n"
           f"stage time: {stages}", flush=True)
     return EXIT_OK
 

@@ -92,7 +92,11 @@ class ConvertConfig:
         erode: pixels (in the model's crop) to erode (> 0) or dilate (< 0) the mask.
         feather: soft-edge width in crop pixels.
         blend: ``feather``, ``poisson`` or ``laplacian``.
-        backend: runner (``auto``, ``torch``, ``onnxruntime``); device: ``auto``, ``cpu``, ``cuda``.
+        backend: runner (``auto``, ``torch``, ``compiled``, ``tensorrt``, ``onnxruntime``); device: ``auto``, ``cpu``, ``cuda``.
+        precision: the model's arithmetic (``auto``: fp16 on CUDA, fp32 on the CPU).
+        compositor: who aligns, colour-matches and blends the faces: ``opencv`` (host arrays), ``torch``
+            (tensors on the runner's device, frames uploaded once) or ``auto`` (torch when the runner
+            is on a GPU).
         batch: faces per model call (micro-batching across frames).
         codec: output codec (``None``: the input's codec family and bit depth).
         start_frame: number of a movie's first frame (sequence outputs and ``frames`` use it).
@@ -122,8 +126,10 @@ class ConvertConfig:
     erode: int = 0
     feather: int = 8
     blend: str = "feather"
-    backend: Literal["auto", "torch", "onnxruntime"] = "auto"
+    backend: Literal["auto", "torch", "compiled", "tensorrt", "onnxruntime"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    compositor: Literal["auto", "opencv", "torch"] = "auto"
     batch: int = 8
     codec: str | None = None
     start_frame: int = 1001
@@ -150,8 +156,12 @@ class ConvertConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
         if self.mask not in ("hull", "learned", "learned*hull"):
             raise ConfigError(f"--mask must be hull, learned or learned*hull, got {self.mask!r}")
-        if self.backend not in ("auto", "torch", "onnxruntime"):
-            raise ConfigError(f"--backend must be auto, torch or onnxruntime, got {self.backend!r}")
+        if self.backend not in ("auto", "torch", "compiled", "tensorrt", "onnxruntime"):
+            raise ConfigError(f"--backend must be auto, torch, compiled, tensorrt or onnxruntime, got {self.backend!r}")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ConfigError(f"--precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+        if self.compositor not in ("auto", "opencv", "torch"):
+            raise ConfigError(f"--compositor must be auto, opencv or torch, got {self.compositor!r}")
         if self.detect_scale is not None and not 0.0 < self.detect_scale <= 1.0:
             raise ConfigError(f"--detect-scale must be in (0, 1], got {self.detect_scale}")
         if self.face_backend == "insightface" and not self.face_models:

@@ -22,7 +22,7 @@ MODEL = "VFXSWAP_MODEL"
 FACES = "VFXSWAP_FACES"
 
 #: ConvertConfig fields set when the model is loaded (VFXSwapLoadModel).
-MODEL_FIELDS = ("backend", "device", "face_backend", "face_models")
+MODEL_FIELDS = ("backend", "device", "precision", "face_backend", "face_models")
 #: ConvertConfig fields about files, streams and colour management of files: no meaning for an
 #: in-memory, display-referred IMAGE batch (VFXSwapLoadSequence / VFXSwapSaveSequence do files).
 FILE_FIELDS = ("reference", "codec", "start_frame", "frames", "skip_existing", "matte", "patches", "alpha",

@@ -1,1 +1,1 @@
-"""Swap runners: one protocol, PyTorch / ONNX Runtime (and TensorRT later) behind it."""
+"""Swap runners behind one protocol: eager PyTorch, torch.compile, TensorRT (torch-tensorrt) and ONNX Runtime."""

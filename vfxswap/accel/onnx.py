@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import EngineError, OutputError
 from ..model.card import ModelCard
 from .runtime import RUNNERS, _RunnerBase
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +80,12 @@ class OnnxRunner(_RunnerBase):
         x = np.ascontiguousarray(faces.transpose(0, 3, 1, 2), dtype=np.float32)
         rgb, mask = self._session.run(["rgb", "mask"], {"face": x})
         return rgb.transpose(0, 2, 3, 1), mask[:, 0]
+
+    def swap_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B, 3, R, R)`` float32 [0, 1] -> ``(rgb (B, 3, R, R), mask (B, R, R))`` float32 on x's
+        device, through host memory (ONNX Runtime takes numpy arrays here)."""
+        import torch
+
+        faces = np.ascontiguousarray(x.detach().to("cpu", torch.float32).numpy())
+        rgb, mask = self._session.run(["rgb", "mask"], {"face": faces})
+        return torch.from_numpy(rgb).to(x.device), torch.from_numpy(np.ascontiguousarray(mask[:, 0])).to(x.device)

@@ -26,6 +26,7 @@ from ..faces.smooth import TrackSmoother
 from ..io import open_source, open_writer, parse_frames
 from ..io.writer import is_movie_path, settings_file
 from ..types import Frame, FrameWork
+from .device_path import DeviceSwap, device_path_wanted
 from .pipeline import Stage, run_pipeline
 from .selection import FrameSelection
 from .stages import ColorPath, Compositor, DetectEvery, FaceFinder, SwapBatches, align
@@ -35,7 +36,8 @@ ProgressFn = Callable[[int, int], None]
 
 @dataclasses.dataclass(frozen=True)
 class ConvertReport:
-    """What a conversion did. ``stage_seconds``: busy time of each pipeline stage."""
+    """What a conversion did. ``backend_reason``: why that runner was chosen; ``compositor``: ``opencv``
+    or ``torch`` (the device path); ``stage_seconds``: busy time of each pipeline stage."""
 
     output: str
     frames: int
@@ -44,6 +46,8 @@ class ConvertReport:
     backend: str
     seconds: float
     stage_seconds: dict[str, float]
+    backend_reason: str = ""
+    compositor: str = "opencv"
 
     @property
     def frames_per_second(self) -> float:
@@ -62,15 +66,16 @@ class SwapModel:
 
     Args:
         model_dir: a trained model folder.
-        config: converter settings; ``backend``, ``device``, ``face_backend`` and ``face_models``
-            are used here, the rest per clip.
+        config: converter settings; ``backend``, ``device``, ``precision``, ``batch``, ``face_backend``
+            and ``face_models`` are used here, the rest per clip.
 
     Raises:
         ModelError, ConfigError, EngineError: see :func:`convert`.
     """
 
     def __init__(self, model_dir: str | os.PathLike, config: ConvertConfig = ConvertConfig()) -> None:
-        self.runner = open_runner(model_dir, backend=config.backend, device=config.device)
+        self.runner = open_runner(model_dir, backend=config.backend, device=config.device, batch=config.batch,
+                                  precision=config.precision)
         self.card = self.runner.card
         try:
             self.analyzer = open_analyzer(config.face_backend, **config.extract_view().analyzer_options())
@@ -106,10 +111,16 @@ class SwapModel:
             colors: the clip's colour path (:meth:`colors`), shared with whatever makes the display images.
             references: ``(R, D)`` identity embeddings of the person to swap (``--faces reference``).
         """
-        return [
+        finding = [
             Stage("detect", DetectEvery(self.analyzer, keyframe, proxy_scale(config.extract_view(), self.analyzer))),
             Stage("track", FaceFinder(self.analyzer, config, references)),
             Stage("smooth", smoother, "iter"),
+        ]
+        if device_path_wanted(config.compositor, self.runner):
+            return [*finding, Stage("device", DeviceSwap(self.runner, config, self.card, colors,
+                                                         want_matte=want_matte), "iter")]
+        return [
+            *finding,
             Stage("align", lambda w: align(w, self.card, colors)),
             Stage("swap", SwapBatches(self.runner, config.batch), "iter"),
             Stage("composite", Compositor(config, self.card, colors, want_matte=want_matte)),
@@ -240,7 +251,9 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
     _write_settings(output, source, model_dir, config, model.card)
     return ConvertReport(output=str(output), frames=counts["frames"], frames_swapped=counts["swapped"],
                          faces_swapped=counts["faces"], backend=model.runner.name, seconds=time.perf_counter() - start,
-                         stage_seconds={k: round(v, 3) for k, v in timings.items()})
+                         stage_seconds={k: round(v, 3) for k, v in timings.items()},
+                         backend_reason=getattr(model.runner, "reason", ""),
+                         compositor="torch" if device_path_wanted(config.compositor, model.runner) else "opencv")
 
 
 class PatchWriter:

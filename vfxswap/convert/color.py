@@ -753,9 +753,14 @@ class ColorSmoother:
         if self.window == 1 or track_id is None:
             return self.method.transfer(source, target, mask)
         method: ParametricColorMethod = self.method  # type: ignore[assignment]  # checked in __init__
-        params = method.estimate(source, target, mask)
-        if not params.usable:
-            return method.apply(source, params)
+        return method.apply(source, self.smooth(method.estimate(source, target, mask), track_id))
+
+    def smooth(self, params: ColorParams, track_id: Hashable | None) -> ColorParams:
+        """Record one frame's statistics for ``track_id`` and return them with the target statistics
+        averaged over the track's window (the params themselves when ``window == 1``, ``track_id`` is
+        None or they are unusable). For callers that estimate elsewhere (the device path)."""
+        if self.window == 1 or track_id is None or not params.usable:
+            return params
         with self._lock:
             history = self._history.setdefault(track_id, deque(maxlen=self.window))
             history.append(params.target)
@@ -763,7 +768,7 @@ class ColorSmoother:
         if len(frames) > 1:
             target_stats = {k: np.mean([f[k] for f in frames], axis=0) for k in params.target}
             params = replace(params, target=target_stats)
-        return method.apply(source, params)
+        return params
 
     def reset(self, track_id: Hashable | None = None) -> None:
         """Forget one track's history (it ended, or a cut), or every track's when ``track_id`` is None."""

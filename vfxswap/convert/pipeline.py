@@ -20,7 +20,8 @@ from ..concurrency import background_iter
 @dataclasses.dataclass(frozen=True)
 class Stage:
     """One pipeline stage: ``fn(item) -> item`` (``map``) or ``fn(items) -> items`` (``iter``; its busy
-    time is read from ``fn.seconds`` when it keeps one)."""
+    time is read from ``fn.seconds`` when it keeps one, and its split from ``fn.part_seconds``, a dict
+    reported as ``name.part``)."""
 
     name: str
     fn: Callable[..., Any]
@@ -80,4 +81,6 @@ def run_pipeline(source: Iterable[Any], stages: list[Stage], sink: Callable[[Any
     for stage in stages:
         if stage.kind == "iter" and hasattr(stage.fn, "seconds"):
             timings[stage.name] = stage.fn.seconds
+        for part, seconds in getattr(stage.fn, "part_seconds", {}).items():
+            timings[f"{stage.name}.{part}"] = seconds
     return timings

@@ -47,8 +47,8 @@ from .checkpoint import load_model
 
 log = logging.getLogger(__name__)
 
-ExportFormat = Literal["onnx", "torchscript", "dfm"]
-EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript", "dfm")
+ExportFormat = Literal["onnx", "torchscript", "dfm", "tensorrt"]
+EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torchscript", "dfm", "tensorrt")
 DEFAULT_FILES: dict[str, str] = {"onnx": "swap.onnx", "torchscript": "swap.torchscript.pt", "dfm": "model.dfm"}
 EXPORT_DIR = "export"
 CARD_KEY = "vfxswap.card"  # ONNX metadata_props key; the TorchScript extra file is CARD_KEY + ".json"
@@ -68,7 +68,7 @@ class ExportReport:
 
     Attributes:
         path: the exported file.
-        format: ``onnx``, ``torchscript`` or ``dfm``.
+        format: ``onnx``, ``torchscript``, ``dfm`` or ``tensorrt``.
         max_abs_diff: largest absolute difference to eager PyTorch over all outputs of a fixed random
             batch of 3 faces (``None`` when the check was skipped).
         diffs: that difference per output name (empty when the check was skipped).
@@ -246,8 +246,17 @@ def export_dfm(model_dir: str | os.PathLike, *, out: str | os.PathLike | None = 
 
 
 def export_model(model_dir: str | os.PathLike, *, format: ExportFormat, out: str | os.PathLike | None = None,
-                 opset: int = DEFAULT_OPSET, check: bool = True) -> ExportReport:
-    """Dispatch to :func:`export_onnx`, :func:`export_torchscript` or :func:`export_dfm` by ``format``."""
+                 opset: int = DEFAULT_OPSET, check: bool = True, batch: int = 8) -> ExportReport:
+    """Dispatch to :func:`export_onnx`, :func:`export_torchscript`, :func:`export_dfm` or, for
+    ``tensorrt``, :func:`vfxswap.accel.tensorrt.export_tensorrt` (an engine cached in
+    ``MODEL/export/tensorrt/`` for this GPU, batch 1..``batch``, always checked against PyTorch)."""
+    if format == "tensorrt":
+        if out is not None:
+            raise ConfigError("--output does not apply to --format tensorrt: engines are a cache in "
+                              "MODEL/export/tensorrt/, keyed by GPU and library versions")
+        from ..accel.tensorrt import export_tensorrt  # the only module importing torch_tensorrt
+
+        return export_tensorrt(model_dir, max_batch=batch)
     if format == "onnx":
         return export_onnx(model_dir, out=out, opset=opset, check=check)
     if format == "torchscript":
