@@ -112,3 +112,19 @@ class TestAgainstOpenCV:
         list(stage(works))
         assert stage.seconds > 0 and all(v >= 0 for v in stage.part_seconds.values())
         assert set(stage.part_seconds) == {"upload", "align", "swap", "composite", "download"}
+
+
+@pytest.mark.gpu
+class TestOnCuda:
+    def test_device_path_on_cuda_matches_opencv(self, frames, demo_model):
+        """The whole face path on CUDA tensors (fp16 model) against OpenCV with the same runner."""
+        config = ConvertConfig(backend="torch", device="cuda", faces="largest")
+        with SwapModel(demo_model, config) as cuda_model:
+            assert device_path_wanted("auto", cuda_model.runner)
+            cpu = swap_frames(frames[:3], cuda_model, dataclasses.replace(config, compositor="opencv"))
+            dev = swap_frames(frames[:3], cuda_model, dataclasses.replace(config, compositor="auto"))
+        for f, a, b in zip(frames, cpu, dev):
+            assert b.result.dtype == np.uint8 and len(a.swaps) == len(b.swaps) >= 1
+            assert _code_diff(a.result, b.result).max() <= 3
+            untouched = (a.matte == 0) & (b.matte == 0)
+            assert np.array_equal(b.result[untouched], f.image[untouched])
