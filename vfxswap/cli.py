@@ -179,7 +179,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _add_convert(sub: argparse._SubParsersAction) -> None:
-    from .accel.runtime import BACKENDS
+    from .accel.runtime import BACKENDS, PRECISIONS
     from .progress import PROGRESS_MODES
 
     p = sub.add_parser("convert", help="swap the faces of a plate with a trained model",
@@ -205,7 +205,7 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
                    help="swap runner: auto (CUDA: tensorrt > compiled > torch, the first that works; CPU: the "
                         "faster of torch and onnxruntime), torch, compiled (torch.compile), tensorrt, onnxruntime")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default="auto",
+    p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                    help="model arithmetic (default: fp16 on CUDA, fp32 on the CPU)")
     p.add_argument("--compositor", choices=["auto", "opencv", "torch"], default="auto",
                    help="align/colour/blend the faces with OpenCV on the host or as torch ops on the model's "

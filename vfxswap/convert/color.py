@@ -176,12 +176,17 @@ def transfer_lab_stats(source: np.ndarray, mean: np.ndarray, std: np.ndarray,
     return _like(_lab_affine_to_rgb(src_lab, mu_s, sd_s, mean, std), source.dtype)
 
 
-def _lab_affine_to_rgb(src_lab: np.ndarray, mu_s, sd_s, mean, std) -> np.ndarray:
-    """Map LAB statistics ``(mu_s, sd_s)`` to ``(mean, std)`` per channel; float32 RGB out, not clipped."""
+def lab_gain_bias(mu_s, sd_s, mean, std) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(gain, bias)`` (``(3,)`` float32 each) taking LAB statistics ``(mu_s, sd_s)`` to
+    ``(mean, std)``: ``lab * gain + bias`` (the ``rct`` transfer; also used by the device path)."""
     gain = np.asarray(std, np.float64) / np.maximum(np.asarray(sd_s, np.float64), 1e-6)
     bias = np.asarray(mean, np.float64) - np.asarray(mu_s, np.float64) * gain
-    return cv2.cvtColor(_channel_affine(src_lab, gain.astype(np.float32), bias.astype(np.float32)),
-                        cv2.COLOR_LAB2RGB)
+    return gain.astype(np.float32), bias.astype(np.float32)
+
+
+def _lab_affine_to_rgb(src_lab: np.ndarray, mu_s, sd_s, mean, std) -> np.ndarray:
+    """Map LAB statistics ``(mu_s, sd_s)`` to ``(mean, std)`` per channel; float32 RGB out, not clipped."""
+    return cv2.cvtColor(_channel_affine(src_lab, *lab_gain_bias(mu_s, sd_s, mean, std)), cv2.COLOR_LAB2RGB)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -428,10 +433,7 @@ def _map_rows(values: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
         ``(R, H, W)`` float32.
     """
     r, h, w = values.shape
-    lo = xp[:, 0].astype(np.float64)
-    hi = np.maximum(xp[:, -1].astype(np.float64), lo + 1e-9)
-    grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, _LUT_SIZE)[None, :]
-    lut = np.stack([np.interp(grid[i], xp[i], fp[i]) for i in range(r)]).astype(np.float32)
+    lo, hi, lut = map_tables(xp, fp)
     lo32, hi32 = lo.astype(np.float32)[:, None, None], hi.astype(np.float32)[:, None, None]
     inside = np.clip(values, lo32, hi32)
     map_x = (inside - lo32) * ((_LUT_SIZE - 1) / (hi - lo)).astype(np.float32)[:, None, None]
@@ -440,6 +442,16 @@ def _map_rows(values: np.ndarray, xp: np.ndarray, fp: np.ndarray) -> np.ndarray:
     out += values
     out -= inside  # slope 1 beyond the knots
     return out
+
+
+def map_tables(xp: np.ndarray, fp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The lookup tables of :func:`_map_rows`: ``(lo (R,), hi (R,), lut (R, _LUT_SIZE) float32)``, row
+    ``r`` sampling ``interp(x, xp[r], fp[r])`` evenly over ``[lo[r], hi[r]]`` (float64 bounds)."""
+    lo = xp[:, 0].astype(np.float64)
+    hi = np.maximum(xp[:, -1].astype(np.float64), lo + 1e-9)
+    grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, _LUT_SIZE)[None, :]
+    lut = np.stack([np.interp(grid[i], xp[i], fp[i]) for i in range(xp.shape[0])]).astype(np.float32)
+    return lo, hi, lut
 
 
 @functools.lru_cache(maxsize=8)
@@ -471,12 +483,17 @@ def _sqrtm(cov: np.ndarray, *, inverse: bool = False, floor: float = _EIG_FLOOR)
     return (v * s) @ v.T
 
 
-def _affine_rgb(image: np.ndarray, matrix: np.ndarray, mu_s: np.ndarray, mu_t: np.ndarray) -> np.ndarray:
-    """``matrix @ (x - mu_s) + mu_t`` for every RGB pixel ``x`` of ``image`` (float32 out)."""
+def affine_coefficients(matrix: np.ndarray, mu_s: np.ndarray, mu_t: np.ndarray) -> np.ndarray:
+    """``(3, 4)`` float32 ``[A | b]`` with ``A x + b = matrix @ (x - mu_s) + mu_t`` (the ``lct``/``mkl`` map)."""
     m = np.empty((3, 4), np.float32)
     m[:, :3] = matrix
-    m[:, 3] = mu_t - matrix @ mu_s
-    return cv2.transform(image, m)
+    m[:, 3] = np.asarray(mu_t) - matrix @ np.asarray(mu_s)
+    return m
+
+
+def _affine_rgb(image: np.ndarray, matrix: np.ndarray, mu_s: np.ndarray, mu_t: np.ndarray) -> np.ndarray:
+    """``matrix @ (x - mu_s) + mu_t`` for every RGB pixel ``x`` of ``image`` (float32 out)."""
+    return cv2.transform(image, affine_coefficients(matrix, mu_s, mu_t))
 
 
 def _rgb_moments(image: np.ndarray, index: np.ndarray) -> dict[str, np.ndarray]:
@@ -536,8 +553,12 @@ class LinearTransfer(ParametricColorMethod):
         return _rgb_moments(image, index)
 
     def apply_stats(self, image, source, target):
-        matrix = _sqrtm(target["cov"]) @ _sqrtm(source["cov"], inverse=True)
-        return _affine_rgb(image, matrix, source["mean"], target["mean"])
+        return _affine_rgb(image, self.matrix(source, target), source["mean"], target["mean"])
+
+    @staticmethod
+    def matrix(source: Mapping[str, np.ndarray], target: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The ``(3, 3)`` map ``Ct^½ Cs^-½`` of the source and target statistics."""
+        return _sqrtm(target["cov"]) @ _sqrtm(source["cov"], inverse=True)
 
 
 @_register("mkl")
@@ -553,11 +574,15 @@ class MongeKantorovichTransfer(ParametricColorMethod):
         return _rgb_moments(image, index)
 
     def apply_stats(self, image, source, target):
+        return _affine_rgb(image, self.matrix(source, target), source["mean"], target["mean"])
+
+    @staticmethod
+    def matrix(source: Mapping[str, np.ndarray], target: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The ``(3, 3)`` map ``T`` of the source and target statistics."""
         half = _sqrtm(source["cov"])
         inv_half = _sqrtm(source["cov"], inverse=True)
         # (its eigenvalues are variance², far below _EIG_FLOOR: only clip round-off negatives)
-        matrix = inv_half @ _sqrtm(half @ target["cov"] @ half, floor=0.0) @ inv_half
-        return _affine_rgb(image, matrix, source["mean"], target["mean"])
+        return inv_half @ _sqrtm(half @ target["cov"] @ half, floor=0.0) @ inv_half
 
 
 @_register("hist")

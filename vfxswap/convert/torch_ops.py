@@ -35,7 +35,8 @@ import torch.nn.functional as F
 from ..errors import ConfigError
 from ..faces.geometry import affine_scale, invert, transform_points
 from .blend import BLEND_METHODS, LAPLACIAN_LEVELS, MASK_SOURCES, MaskSource, face_roi
-from .color import _LUT_SIZE, MIN_PIXELS, ColorParams, HistogramTransfer, ParametricColorMethod, _sqrtm, color_method
+from .color import (MIN_PIXELS, ColorParams, HistogramTransfer, ParametricColorMethod, affine_coefficients, color_method,
+                    lab_gain_bias, map_tables)
 
 #: Colour methods with a device version (:func:`estimate`, :func:`apply`); others run on the host.
 DEVICE_COLOR_METHODS: tuple[str, ...] = ("none", "rct", "lct", "mkl", "hist")
@@ -603,19 +604,10 @@ def apply(method: str | ParametricColorMethod, source: torch.Tensor, params: Col
         return src.clamp(0.0, 1.0)
     s, t = params.source, params.target
     if inst.name == "rct":
-        gain = np.asarray(t["std"], np.float64) / np.maximum(np.asarray(s["std"], np.float64), 1e-6)
-        bias = np.asarray(t["mean"], np.float64) - np.asarray(s["mean"], np.float64) * gain
-        g = _column(gain.astype(np.float32), src.device)
-        b = _column(bias.astype(np.float32), src.device)
-        out = lab_to_rgb(rgb_to_lab(src) * g + b)
-    elif inst.name == "lct":
-        matrix = _sqrtm(t["cov"]) @ _sqrtm(s["cov"], inverse=True)
-        out = _affine_rgb(src, matrix, s["mean"], t["mean"])
-    elif inst.name == "mkl":
-        half = _sqrtm(s["cov"])
-        inv_half = _sqrtm(s["cov"], inverse=True)
-        matrix = inv_half @ _sqrtm(half @ t["cov"] @ half, floor=0.0) @ inv_half
-        out = _affine_rgb(src, matrix, s["mean"], t["mean"])
+        gain, bias = lab_gain_bias(s["mean"], s["std"], t["mean"], t["std"])
+        out = lab_to_rgb(rgb_to_lab(src) * _column(gain, src.device) + _column(bias, src.device))
+    elif inst.name in ("lct", "mkl"):
+        out = _affine_rgb(src, inst.matrix(s, t), s["mean"], t["mean"])
     else:
         out = _map_channels(src, np.asarray(s["quantiles"]), np.asarray(t["quantiles"]))
     return out.clamp_(0.0, 1.0)
@@ -623,30 +615,25 @@ def apply(method: str | ParametricColorMethod, source: torch.Tensor, params: Col
 
 def _affine_rgb(image: torch.Tensor, matrix: np.ndarray, mu_s: np.ndarray, mu_t: np.ndarray) -> torch.Tensor:
     """``matrix @ (x - mu_s) + mu_t`` per pixel of a ``(3, S, S)`` crop (float32 coefficients, as the host)."""
-    m = np.empty((3, 4), np.float32)
-    m[:, :3] = matrix
-    m[:, 3] = np.asarray(mu_t) - matrix @ np.asarray(mu_s)
-    c = [[float(v) for v in row] for row in m]
+    c = [[float(v) for v in row] for row in affine_coefficients(matrix, mu_s, mu_t)]
     return torch.stack([c[i][0] * image[0] + c[i][1] * image[1] + c[i][2] * image[2] + c[i][3] for i in range(3)])
 
 
 def _map_channels(image: torch.Tensor, xp: np.ndarray, fp: np.ndarray) -> torch.Tensor:
     """Per-channel monotone map through knots ``xp -> fp``, slope 1 beyond them
-    (:func:`vfxswap.convert.color._map_rows`: a :data:`_LUT_SIZE` table read linearly)."""
-    lo = xp[:, 0].astype(np.float64)
-    hi = np.maximum(xp[:, -1].astype(np.float64), lo + 1e-9)
-    grid = lo[:, None] + (hi - lo)[:, None] * np.linspace(0.0, 1.0, _LUT_SIZE)[None, :]
-    lut = np.stack([np.interp(grid[i], xp[i], fp[i]) for i in range(3)]).astype(np.float32)
+    (:func:`vfxswap.convert.color._map_rows`: the tables of :func:`~vfxswap.convert.color.map_tables` read linearly)."""
+    lo, hi, lut = map_tables(xp, fp)
+    size = lut.shape[1]
     dev = image.device
     lo32 = _column(lo.astype(np.float32), dev)
     hi32 = _column(hi.astype(np.float32), dev)
-    step = _column(((_LUT_SIZE - 1) / (hi - lo)).astype(np.float32), dev)
+    step = _column(((size - 1) / (hi - lo)).astype(np.float32), dev)
     inside = torch.minimum(torch.maximum(image, lo32), hi32)
     pos = (inside - lo32) * step
-    i0 = pos.long().clamp_(0, _LUT_SIZE - 1)
+    i0 = pos.long().clamp_(0, size - 1)
     frac = pos - i0.float()
     table = torch.from_numpy(lut).to(dev)
-    flat0, flat1 = i0.reshape(3, -1), (i0 + 1).clamp_(max=_LUT_SIZE - 1).reshape(3, -1)
+    flat0, flat1 = i0.reshape(3, -1), (i0 + 1).clamp_(max=size - 1).reshape(3, -1)
     v0 = torch.gather(table, 1, flat0).reshape(image.shape)
     v1 = torch.gather(table, 1, flat1).reshape(image.shape)
     out = v0 * (1.0 - frac) + v1 * frac
