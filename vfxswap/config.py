@@ -78,7 +78,8 @@ class ConvertConfig:
     """Settings of ``vfxswap convert``.
 
     Attributes:
-        faces: which faces to swap: ``all``, ``largest`` (per frame) or ``reference`` (the person of
+        faces: which faces to swap: ``all``, ``largest`` (one per frame: the track largest over the
+            smoothing window, so near-equal faces do not take turns) or ``reference`` (the person of
             ``reference``; implied when ``reference`` is given).
         reference: image or folder of images of the person to swap.
         identity_threshold: largest identity distance to the reference; ``None``: the backend's default.

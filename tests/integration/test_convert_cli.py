@@ -358,6 +358,18 @@ class TestConvertSettings:
         assert [x["frame"] for x in lines] == [1001, 1002, 1003]
         patch = cv2.imread(str(tmp_path / "patches" / lines[0]["patch"]), cv2.IMREAD_UNCHANGED)
         assert patch.shape == (64, 64, 4) and patch.dtype == np.uint16
+
+    def test_largest_swaps_exactly_one_face_in_every_frame_of_the_plate(self, model, tmp_path):
+        """Six faces of similar size: the largest changes hands between frames; one face a frame all the same."""
+        import json
+
+        result = vfxswap("convert", PLATE, "-m", model, "-o", tmp_path / "out.mp4", "--faces", "largest",
+                         "--patches", tmp_path / "patches", "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        assert "converted 72 frames (72 with 72 faces swapped" in result.stdout
+        lines = [json.loads(x) for x in (tmp_path / "patches" / "patches.jsonl").read_text().splitlines()]
+        frames = [x["frame"] for x in lines]
+        assert len(frames) == len(set(frames)) == 72
         assert np.array(lines[0]["frame_from_face"]).shape == (2, 3)
 
     def test_bad_config_file(self, model, tmp_path):

@@ -100,7 +100,8 @@ class SwapModel:
     @staticmethod
     def smoother(config: ConvertConfig) -> TrackSmoother[FrameWork]:
         return TrackSmoother(config.smooth, faces_of=lambda w: w.faces,
-                             with_faces=lambda w, faces: dataclasses.replace(w, faces=tuple(faces)))
+                             with_faces=lambda w, faces: dataclasses.replace(w, faces=tuple(faces)),
+                             largest_only=config.faces == "largest")
 
     def stages(self, config: ConvertConfig, keyframe: Callable[[int], bool], smoother: TrackSmoother,
                colors: ColorPath, *, references: np.ndarray | None = None, want_matte: bool = False) -> list[Stage]:

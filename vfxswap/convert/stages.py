@@ -100,7 +100,8 @@ class ColorPath:
 
 
 class FaceFinder:
-    """Tracks faces on the frames' display images and keeps the ones to swap.
+    """Tracks faces on the frames' display images and keeps the ones to swap (``--faces largest``
+    keeps them all: the smoother picks one track per frame over its window).
 
     ``detections`` is the output of the detection stage for detection frames, ``None`` in between.
     """
@@ -121,8 +122,6 @@ class FaceFinder:
         faces = [f for f in faces if f.size >= self.config.min_size]
         if self.config.faces == "reference":
             faces = [f for f in faces if self.identities.wanted(image, f)]
-        elif self.config.faces == "largest" and faces:
-            faces = [max(faces, key=lambda f: f.size)]
         return dataclasses.replace(work, faces=tuple(faces))
 
 

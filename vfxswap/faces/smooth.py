@@ -5,6 +5,10 @@ the same track's landmarks over a centred window of ``radius`` frames on each si
 no lag on steady motion, unlike causal filters). A track missing for at most ``max_gap`` frames
 between two frames where it is present is filled by linear interpolation, so a missed detection does
 not flash the original face. Frames are delayed by ``radius`` frames and never dropped or reordered.
+
+``largest_only`` keeps one face per frame, chosen after gap filling from the whole look-ahead window
+(the track with the largest mean size where it is present there), so two faces of about the same
+size do not take turns frame by frame, and a gap filled in one track never adds a second face.
 """
 
 from __future__ import annotations
@@ -81,15 +85,19 @@ class TrackSmoother(Generic[T]):
         radius: frames on each side (0 = no smoothing, gaps still filled).
         max_gap: longest gap filled by interpolation (default: ``radius``, at least 1).
         faces_of: the faces of an item; with_faces: a copy of an item with other faces.
+        largest_only: keep one face per frame, that of the track with the largest mean face size over
+            the frames ``lookahead`` either side where it is present (see :func:`window_size`).
     """
 
     def __init__(self, radius: int, *, faces_of: Callable[[T], Iterable[Face]],
-                 with_faces: Callable[[T, list[Face]], T], max_gap: int | None = None) -> None:
+                 with_faces: Callable[[T, list[Face]], T], max_gap: int | None = None,
+                 largest_only: bool = False) -> None:
         if radius < 0:
             raise ConfigError(f"--smooth must be >= 0 frames, got {radius}")
         self.radius = radius
         self.max_gap = max(1, radius) if max_gap is None else max_gap
         self._faces_of, self._with_faces = faces_of, with_faces
+        self.largest_only = largest_only
         self.lookahead = max(self.radius, self.max_gap)  # frames an item waits for the ones after it
 
     def __call__(self, items: Iterable[T]) -> Iterator[T]:
@@ -111,4 +119,14 @@ class TrackSmoother(Generic[T]):
             next_out += 1
 
     def _emit(self, buffer: list[T], tracks: list[dict[int, Face]], i: int) -> T:
-        return self._with_faces(buffer[i], smooth_window(tracks, i, self.radius, self.max_gap))
+        faces = smooth_window(tracks, i, self.radius, self.max_gap)
+        if self.largest_only and len(faces) > 1:
+            faces = [max(faces, key=lambda f: window_size(tracks, i, self.lookahead, f.track_id))]
+        return self._with_faces(buffer[i], faces)
+
+
+def window_size(window: list[dict[int, Face]], centre: int, reach: int, tid: int) -> float:
+    """Mean face size (pixels) of track ``tid`` over the frames of ``window[centre - reach .. centre + reach]``
+    where it is present (0 where it is in none)."""
+    sizes = [frame[tid].size for frame in window[max(0, centre - reach):centre + reach + 1] if tid in frame]
+    return float(np.mean(sizes)) if sizes else 0.0

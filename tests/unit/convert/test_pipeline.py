@@ -87,3 +87,17 @@ class TestTrackSmoother:
         assert len(filled) == 1 and np.allclose(filled[0].landmarks, lm + 5)
         window = [{0: _face(0, lm)}, {}, {}, {}, {0: _face(0, lm + 10)}]
         assert smooth_window(window, 2, radius=0, max_gap=2) == []
+
+    def test_largest_only_keeps_one_track_when_two_near_equal_faces_take_turns(self):
+        """Per frame, faces A (100 px) and B (104 px, but missed on odd frames) would alternate as
+        "the largest", and B's one-frame gaps would be filled back in next to A: two faces a frame."""
+        square = np.array([[0, 0], [1, 0], [0, 1], [1, 1]] * 17, np.float64)
+        a, b = _face(0, square * 100), _face(1, square * 104 + 500)
+        items = [(t, [a] if t % 2 else [a, b]) for t in range(21)]  # B seen in the first and last frames
+        both = TrackSmoother(1, faces_of=lambda it: it[1], with_faces=lambda it, f: (it[0], f))
+        assert max(len(f) for _, f in both(items)) == 2  # the gap fill adds B back next to A
+        one = TrackSmoother(1, faces_of=lambda it: it[1], with_faces=lambda it, f: (it[0], f), largest_only=True)
+        out = list(one(items))
+        assert [t for t, _ in out] == list(range(21))
+        assert {len(f) for _, f in out} == {1}
+        assert {f[0].track_id for _, f in out} == {1}  # B, the larger where seen, in every frame
