@@ -139,7 +139,8 @@ def main() -> int:
 
     plate_sim = ref("plate_identity_src_mean", "{:.3f}")
     card = json.loads((model / "card.json").read_text(encoding="utf-8"))
-    about_model = f"a {card['resolution']} px {card['arch'].upper()} model trained for {card['steps']} steps on a CPU"
+    about_model = (f"a {card['resolution']} px {card['arch'].upper()} model trained for {card['steps']} steps "
+                   "(see samples/demo_model/TRAINING.md)")
     landmarks = [r["summary"]["landmark_error_mean"] for r in data["runs"]
                  if r["summary"].get("landmark_error_mean") is not None]
     landmark_range = f"{min(landmarks):.3f}-{max(landmarks):.3f}" if landmarks else "n/a"
@@ -150,7 +151,7 @@ def main() -> int:
     missed = "; ".join(f"{label} missed in {n} of {len(passed)}" for label, n in misses.items() if n)
     blurry = ("" if misses.get(LANDMARK_LABEL, 0) < len(passed) else
               " The demo model's swap is still a blurry face, on which dlib's fitter stays near its mean shape:"
-              " the landmark target needs a sharper model than this CPU-trained one.")
+              " the landmark target needs a sharper model than this one.")
     plate_seam, plate_de = ref("plate_seam_ratio_mean", "{:.2f}"), ref("plate_border_delta_e_mean", "{:.2f}")
     text = f"""# Sample-shot quality: colour mode x blend mode
 
