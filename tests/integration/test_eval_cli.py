@@ -102,7 +102,8 @@ class TestQualityTargets:
         assert data["summary"]["identity_src_mean"] > data["summary"]["plate_identity_src_mean"]
 
     @pytest.mark.xfail(strict=True, reason="measured 0.15 IOD (max 0.16) with the 64 px demo model on frames "
-                                           "1001-1024: the swapped face's eyes and brows sit higher than the plate's")
+                                           "1001-1024: its swap is a blurry face, on which dlib's fitter stays "
+                                           "near its mean shape (eyes, nose and brows ~0.25 IOD off)")
     def test_landmark_error_is_at_most_0_08_iod(self, report):
         _, data, _ = report
         assert data["summary"]["landmark_error_mean"] <= 0.08
