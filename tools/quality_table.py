@@ -149,9 +149,12 @@ def main() -> int:
             misses[t["key"]] = misses.get(t["key"], 0) + (not t["passed"])
             labels[t["key"]] = t["label"]
     missed = "; ".join(f"{labels[key]} missed in {n} of {len(passed)}" for key, n in misses.items() if n)
-    blurry = ("" if misses.get("landmark_error_mean", 0) < len(passed) else
-              " The demo model's swap is still a blurry face, on which dlib's fitter stays near its mean shape:"
-              " the landmark target needs a sharper model than this one.")
+    gap = first.get("src_shape_gap_mean")
+    out_of_reach = ("" if gap is None or gap <= 0.08 else
+                    f" Here the src shape gap is {gap:.3f}: the astronaut's own face, placed by the best similarity,"
+                    " is that far from the laughing, turned plate face, so a swap that shows her features scores"
+                    " about that whatever the settings, and the 0.08 target needs a src faceset that covers the"
+                    " plate's expression.")
     plate_seam, plate_de = ref("plate_seam_ratio_mean", "{:.2f}"), ref("plate_border_delta_e_mean", "{:.2f}")
     text = f"""# Sample-shot quality: colour mode x blend mode
 
@@ -179,7 +182,8 @@ Runs meeting every target: {", ".join(all_pass) or "none"}{" (" + missed + ")" i
   similarities (the plate face itself is {plate_sim} from src).
 - *landmarks*: mean distance of the 68 dlib landmarks fitted on the swap from those of the
   plate face, in inter-ocular distances ({landmark_range} over the rows): how well the swap keeps the
-  plate's pose and expression.{blurry}
+  plate's pose and expression. The *src shape gap* is the same error for the nearest src face, placed by the
+  best similarity (rotation, scale, shift): what src's own face shapes allow.{out_of_reach}
 - *affine jitter*: the converter's per-frame placement noise (second difference of the placed
   crop's corners over time, from `patches.jsonl`), as a fraction of the crop side.
 - *flicker*: the face region's frame-to-frame change in the swap over the plate's own change.

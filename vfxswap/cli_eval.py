@@ -83,7 +83,7 @@ def run_shot(args: argparse.Namespace) -> int:
     from .eval.recon import reconstruct
     from .eval.report import write_report
     from .eval.inputs import resolve_spec
-    from .eval.shot import check_backend_options, evaluate_shot, src_embeddings
+    from .eval.shot import check_backend_options, evaluate_shot, src_embeddings, src_landmarks
     from .faces.analysis import open_analyzer
     from .faces.faceset import RECORDS_FILE
     from .progress import Progress
@@ -103,7 +103,8 @@ def run_shot(args: argparse.Namespace) -> int:
     analyzer = open_analyzer(args.face_backend, **options)
     src = src_embeddings(analyzer, args.src) if args.src else None
     with Progress(args.progress) as progress:
-        result = evaluate_shot(spec, analyzer, src_identity=src, src_label=args.src, progress=progress)
+        result = evaluate_shot(spec, analyzer, src_identity=src, src_label=args.src, progress=progress,
+                               src_shapes=src_landmarks(analyzer, args.src) if args.src else None)
     recons = []
     for side, faceset in (("src", args.src if src_is_faceset else None), ("dst", args.dst)):
         if faceset:
@@ -118,7 +119,8 @@ def run_shot(args: argparse.Namespace) -> int:
     recon = "".join(f", {r.side} reconstruction SSIM {r.ssim:.3f} PSNR {r.psnr:.1f} dB" for r in recons)
     print(f"evaluated {s['frames']} frames ({s['faces']} swapped faces): "
           f"toward src {f('identity_toward_src', '{:.0%}')}, "
-          f"landmark error {f('landmark_error_mean', '{:.3f}')} IOD, jitter {f('jitter', '{:.3%}')}, "
+          f"landmark error {f('landmark_error_mean', '{:.3f}')} IOD "
+          f"(src shape gap {f('src_shape_gap_mean', '{:.3f}')}), jitter {f('jitter', '{:.3%}')}, "
           f"flicker {f('flicker_ratio', '{:.2f}')}, seam {f('seam_ratio_mean', '{:.2f}')}, "
           f"border dE {f('border_delta_e_mean', '{:.2f}')}{recon}; targets met {sum(t['passed'] for t in passed)}"
           f"/{len(passed)} -> {files.html}", flush=True)

@@ -101,12 +101,23 @@ class TestQualityTargets:
         # and the swap is closer to src than the plate face was before
         assert data["summary"]["identity_src_mean"] > data["summary"]["plate_identity_src_mean"]
 
-    @pytest.mark.xfail(strict=True, reason="measured 0.15 IOD (max 0.16) with the 64 px demo model on frames "
-                                           "1001-1024: its swap is a blurry face, on which dlib's fitter stays "
-                                           "near its mean shape (eyes, nose and brows ~0.25 IOD off)")
+    @pytest.mark.xfail(strict=True, reason="out of reach on the sample shot: the src person's own faces are "
+                                           "0.16 IOD from the laughing, turned plate face (src_shape_gap_mean), "
+                                           "so any swap showing her features scores about that (measured 0.15); "
+                                           "meeting 0.08 needs a src faceset that covers the plate's expression")
     def test_landmark_error_is_at_most_0_08_iod(self, report):
         _, data, _ = report
         assert data["summary"]["landmark_error_mean"] <= 0.08
+
+    def test_landmark_error_is_within_what_the_src_faces_own_shapes_allow(self, report):
+        """The swap keeps the plate's pose: it is no further from the plate's landmarks than the nearest
+        src face placed by the best similarity, plus 0.02 IOD for the fitter's spread."""
+        _, data, _ = report
+        faces = [face for f in data["frames"] for face in f["faces"]]
+        assert all(face["src_shape_gap"] is not None for face in faces)
+        summary = data["summary"]
+        assert 0 < summary["src_shape_gap_mean"] < 1
+        assert summary["landmark_error_mean"] <= summary["src_shape_gap_mean"] + 0.02
 
     def test_smoothing_at_least_halves_the_converter_jitter(self, smoothed, unsmoothed):
         def jitter(folder: Path) -> float:
@@ -211,6 +222,7 @@ class TestReport:
         assert {f["mask"] for f in data["frames"]} == {"patches"}
         assert data["inputs"]["matte"] is None
         assert data["summary"]["identity_toward_src"] >= 0.9
+        assert 0 < data["summary"]["src_shape_gap_mean"] < 1  # from the one src image's landmarks
 
     def test_compare_puts_runs_side_by_side(self, work, report, report_unsmoothed):
         out = work / "compare"

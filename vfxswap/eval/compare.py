@@ -30,10 +30,15 @@ from .report import CSS, METRICS_FILE, SUMMARY_ROWS, _fmt, data_uri, svg_chart
 SHORT_LABELS = {
     "identity_toward_src": "toward src", "identity_src_mean": "sim. src", "identity_dst_mean": "sim. plate face",
     "plate_identity_src_mean": "plate face sim. src", "landmark_error_mean": "landmarks (IOD)",
-    "landmark_error_max": "landmarks max", "jitter": "jitter", "flicker_ratio": "flicker", "seam_ratio_mean": "seam",
+    "landmark_error_max": "landmarks max", "src_shape_gap_mean": "src shape gap", "jitter": "jitter",
+    "flicker_ratio": "flicker", "seam_ratio_mean": "seam",
     "seam_ratio_max": "seam max", "plate_seam_ratio_mean": "plate seam", "border_delta_e_mean": "border ΔE",
     "border_delta_e_max": "border ΔE max", "plate_border_delta_e_mean": "plate border ΔE",
 }
+
+#: Rows that describe the inputs rather than the swap: left out when every run has the same value.
+REFERENCE_ROWS = {"plate_identity_src_mean", "plate_seam_ratio_mean", "plate_border_delta_e_mean",
+                  "src_shape_gap_mean"}
 
 #: Convert settings that name files or ranges: never used to label runs.
 _NOT_LABELS = {"matte", "patches", "frames", "reference", "skip_existing", "codec", "face_models", "ocio_config",
@@ -123,12 +128,12 @@ def compare_markdown(runs: Sequence[Run], *, links: Sequence[str | None] | None 
 
     Returns:
         Markdown text with short column names (:data:`SHORT_LABELS`); the best value of each metric
-        is bold. Reference rows (the plate's own values) that are the same for every run are left out.
+        is bold. Reference rows (:data:`REFERENCE_ROWS`) that are the same for every run are left out.
     """
     rows = [(key, SHORT_LABELS.get(key, label) if transpose else label, fmt, better)
             for key, label, fmt, better in SUMMARY_ROWS
             if any(r.summary.get(key) is not None for r in runs)
-            and not (better is None and key.startswith("plate_") and len(runs) > 1
+            and not (key in REFERENCE_ROWS and len(runs) > 1
                      and len({_md_value(r.summary.get(key), fmt) for r in runs}) == 1)]
     best = {key: _best([r.summary.get(key) for r in runs], better) for key, _, _, better in rows}
     names = []

@@ -11,6 +11,8 @@ metric                     what it measures                             good
 :func:`identity_similarity`  cosine similarity of an embedding to an      toward src > toward dst
                            identity (the mean of reference embeddings)
 :func:`landmark_error`     mean landmark distance / inter-ocular dist.  0 (<= 0.08)
+:func:`shape_gap`          landmark error of the nearest src face,      reference for the above
+                           placed by the best similarity
 :func:`affine_jitter`      per-frame noise of the face placement        0
                            (second difference), fraction of face size
 :func:`temporal_change`,   face-region change between frames, swap vs   ~1 (> 1: flicker)
@@ -129,6 +131,13 @@ def interocular_distance(landmarks: np.ndarray) -> float:
     return float(np.linalg.norm(pts[LEFT_EYE].mean(axis=0) - pts[RIGHT_EYE].mean(axis=0)))
 
 
+def _reference_iod(reference: np.ndarray) -> float:
+    iod = interocular_distance(reference)
+    if iod <= 1e-6:
+        raise ConfigError("reference landmarks have coincident eyes; cannot normalise the landmark error")
+    return iod
+
+
 def landmark_error(reference: np.ndarray, measured: np.ndarray) -> float:
     """Mean point distance between two ``(68, 2)`` landmark sets, in inter-ocular distances.
 
@@ -146,10 +155,40 @@ def landmark_error(reference: np.ndarray, measured: np.ndarray) -> float:
     got = np.asarray(measured, np.float64)
     if got.shape != (68, 2):
         raise ConfigError(f"landmarks must be (68, 2), got {_desc(got)}")
-    iod = interocular_distance(ref)
-    if iod <= 1e-6:
-        raise ConfigError("reference landmarks have coincident eyes; cannot normalise the landmark error")
+    iod = _reference_iod(ref)
     return float(np.linalg.norm(got - ref, axis=1).mean() / iod)
+
+
+def shape_gap(reference: np.ndarray, candidates: np.ndarray) -> float:
+    """How close the src person's own faces come to the plate face's shape: the smallest
+    :func:`landmark_error` of a candidate after the least-squares similarity onto ``reference``.
+
+    A swap that paints one of these src faces, placed anywhere, scores about this; only a model that
+    also moves src's features to the plate's expression and pose can do better. Identity (face
+    proportions) and expressions or poses the src faces lack both count.
+
+    Args:
+        reference: ``(68, 2)`` landmarks of the plate face.
+        candidates: ``(K, 68, 2)`` (or one ``(68, 2)``) landmarks of src faces, any pixels.
+
+    Returns:
+        Error >= 0 in inter-ocular distances of ``reference`` (0: a src face has exactly its shape).
+    """
+    shapes = np.asarray(candidates, np.float64)
+    if shapes.shape == (68, 2):
+        shapes = shapes[None]
+    if shapes.ndim != 3 or shapes.shape[1:] != (68, 2) or not len(shapes):
+        raise ConfigError(f"candidate landmarks must be (K, 68, 2) with K >= 1, got {_desc(shapes)}")
+    ref = np.asarray(reference, np.float64)
+    iod = _reference_iod(ref)
+    # The least-squares similarity (Umeyama, no reflection) in complex form, for all K at once:
+    # with centred points z (candidate) and w (reference), w ~ a·z where a = Σ conj(z)·w / Σ |z|².
+    z = shapes[..., 0] + 1j * shapes[..., 1]
+    w = ref[:, 0] + 1j * ref[:, 1]
+    zc, wc = z - z.mean(axis=1, keepdims=True), w - w.mean()
+    power = (np.abs(zc) ** 2).sum(axis=1)
+    a = (np.conj(zc) * wc).sum(axis=1) / np.where(power > 0, power, 1.0)
+    return float((np.abs(a[:, None] * zc - wc).mean(axis=1) / iod).min())
 
 
 # ---------------------------------------------------------------------------------------- stability

@@ -300,8 +300,10 @@ def shot_charts(result: ShotResult) -> list[str]:
                    ("plate face → src", xs, [f.mean("plate_identity_src") for f in frames])],
                   title="identity similarity (cosine)", marks=mark("identity"), dashed=("plate face → src",),
                   zero=False),
-        svg_chart([("landmark error", xs, [f.mean("landmark_error") for f in frames])],
-                  title="landmark error (inter-ocular distances)", limit=0.08, marks=mark("landmark_error")),
+        svg_chart([("landmark error", xs, [f.mean("landmark_error") for f in frames]),
+                   ("src shape gap", xs, [f.mean("src_shape_gap") for f in frames])],
+                  title="landmark error (inter-ocular distances)", limit=0.08, marks=mark("landmark_error"),
+                  dashed=("src shape gap",)),
         svg_chart([("converter placement", xs, [f.jitter for f in frames])],
                   title="affine jitter (% of face crop side)", percent=True, marks=mark("jitter")),
         svg_chart([("swap", xs, [f.swap_change for f in frames]), ("plate", xs, [f.plate_change for f in frames])],
@@ -362,6 +364,7 @@ SUMMARY_ROWS: tuple[tuple[str, str, str, str | None], ...] = (
     ("plate_identity_src_mean", "plate face similarity to src (before)", "{:.3f}", None),
     ("landmark_error_mean", "landmark error, mean (IOD)", "{:.3f}", "lower"),
     ("landmark_error_max", "landmark error, max (IOD)", "{:.3f}", "lower"),
+    ("src_shape_gap_mean", "src shape gap: landmark error of the nearest src face (IOD)", "{:.3f}", None),
     ("jitter", "affine jitter (fraction of crop side)", "{:.5f}", "lower"),
     ("flicker_ratio", "flicker (swap change / plate change)", "{:.3f}", None),
     ("seam_ratio_mean", "seam gradient ratio, mean", "{:.3f}", "lower"),
@@ -436,8 +439,8 @@ def render_html(result: ShotResult, sheet: np.ndarray, sheet_numbers: Sequence[i
 <div style="display:flex;gap:30px;flex-wrap:wrap"><table>{summary}</table>
 <div><b>convert settings</b>{_settings_table(result)}</div></div>
 <h2>Metrics over time</h2>
-<p class="meta">Red circles: the worst frame of each metric. Dashed: the plate's own value with the same mask,
-for reference.</p>
+<p class="meta">Red circles: the worst frame of each metric. Dashed: references (the plate's own value with the
+same mask; the src shape gap, what src's own face shapes allow).</p>
 <div class="charts">{''.join(shot_charts(result))}</div>
 <h2>Worst frames</h2>
 <div class="worst">{''.join(figures) or '<p class="na">none</p>'}</div>

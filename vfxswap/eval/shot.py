@@ -51,6 +51,8 @@ class FaceMetrics:
         identity_dst: similarity of the swapped face to the plate's own face there.
         plate_identity_src: similarity of the plate face to the src identity (the starting point).
         landmark_error: swapped vs plate landmarks, in inter-ocular distances.
+        src_shape_gap: :func:`~vfxswap.eval.metrics.shape_gap` of the src faces to the plate face:
+            the landmark error a swap showing one of them (its own features) would score.
         seam_ratio, plate_seam_ratio: :func:`~vfxswap.eval.metrics.seam_gradient_ratio` of the
             swapped frame and, for reference, of the plate with the same mask.
         border_delta_e, plate_border_delta_e: :func:`~vfxswap.eval.metrics.border_delta_e`, same.
@@ -63,6 +65,7 @@ class FaceMetrics:
     identity_dst: float | None = None
     plate_identity_src: float | None = None
     landmark_error: float | None = None
+    src_shape_gap: float | None = None
     seam_ratio: float | None = None
     plate_seam_ratio: float | None = None
     border_delta_e: float | None = None
@@ -235,13 +238,15 @@ class FaceMeter:
     Args:
         analyzer: detects the plate face, fits landmarks and computes identity embeddings.
         src_identity: ``(R, D)`` or ``(D,)`` embeddings of the src person, or ``None``.
+        src_shapes: ``(K, 68, 2)`` landmarks of src faces (for the shape gap), or ``None``.
         band: half-width in pixels of the seam band; ring_width: width of the colour rings.
     """
 
     def __init__(self, analyzer: FaceAnalyzer, src_identity: np.ndarray | None = None, *,
-                 band: float = 3.0, ring_width: float = 4.0) -> None:
+                 src_shapes: np.ndarray | None = None, band: float = 3.0, ring_width: float = 4.0) -> None:
         self.analyzer = analyzer
         self.src = None if src_identity is None else metrics.identity_centroid(src_identity)
+        self.src_shapes = src_shapes
         self.band = band
         self.ring_width = ring_width
 
@@ -284,7 +289,8 @@ class FaceMeter:
             identity_dst=metrics.identity_similarity(swap_emb, plate_emb),
             identity_src=None if self.src is None else metrics.identity_similarity(swap_emb, self.src),
             plate_identity_src=None if self.src is None else metrics.identity_similarity(plate_emb, self.src),
-            landmark_error=metrics.landmark_error(face.landmarks, swap_landmarks))
+            landmark_error=metrics.landmark_error(face.landmarks, swap_landmarks),
+            src_shape_gap=None if self.src_shapes is None else metrics.shape_gap(face.landmarks, self.src_shapes))
 
     def _plate_face(self, plate: np.ndarray, mask: np.ndarray) -> tuple[Face | None, float]:
         """The plate face whose landmarks' centre lies in the mask (detected at x1, else x2)."""
@@ -305,8 +311,8 @@ class FaceMeter:
 
 
 def evaluate_shot(spec: ShotSpec, analyzer: FaceAnalyzer, *, src_identity: np.ndarray | None = None,
-                  src_label: str | None = None, progress: ProgressFn | None = None,
-                  band: float = 3.0, ring_width: float = 4.0) -> ShotResult:
+                  src_shapes: np.ndarray | None = None, src_label: str | None = None,
+                  progress: ProgressFn | None = None, band: float = 3.0, ring_width: float = 4.0) -> ShotResult:
     """Measure every frame of a swapped shot.
 
     Args:
@@ -314,6 +320,8 @@ def evaluate_shot(spec: ShotSpec, analyzer: FaceAnalyzer, *, src_identity: np.nd
         analyzer: the face analyzer (e.g. ``open_analyzer("dlib")``).
         src_identity: ``(R, D)`` embeddings of the src person (see :func:`src_embeddings`), or
             ``None`` to skip similarity to src.
+        src_shapes: ``(K, 68, 2)`` landmarks of src faces (see :func:`src_landmarks`), or ``None``
+            to skip the src shape gap.
         src_label: what the src identity came from, for the report.
         progress: ``progress(done, total)`` after each frame.
         band, ring_width: seam band and colour ring widths in pixels.
@@ -324,7 +332,7 @@ def evaluate_shot(spec: ShotSpec, analyzer: FaceAnalyzer, *, src_identity: np.nd
     Raises:
         MediaError: unreadable or mismatched inputs, or no frame of SWAPPED to evaluate.
     """
-    meter = FaceMeter(analyzer, src_identity, band=band, ring_width=ring_width)
+    meter = FaceMeter(analyzer, src_identity, src_shapes=src_shapes, band=band, ring_width=ring_width)
     total = _frame_total(spec)
     frames: list[FrameMetrics] = []
     previous: ShotFrame | None = None
@@ -396,7 +404,8 @@ def summarize(frames: list[FrameMetrics] | tuple[FrameMetrics, ...], jitter: flo
     Keys: ``frames``, ``frames_with_faces``, ``faces``, ``faces_measured`` (plate face found);
     ``identity_src_mean``, ``identity_dst_mean``, ``plate_identity_src_mean``;
     ``identity_toward_src`` (fraction of frames with measured faces whose every face is closer to
-    src than to the plate face); ``landmark_error_mean``/``_median``/``_max``; ``jitter`` (the
+    src than to the plate face); ``landmark_error_mean``/``_median``/``_max``; ``src_shape_gap_mean``
+    (what a swap showing the src faces' own shapes would score on landmarks); ``jitter`` (the
     ``jitter`` argument: all patch tracks pooled, fraction of the crop side); ``flicker_ratio``;
     ``seam_ratio_mean``/``_max``,
     ``plate_seam_ratio_mean``; ``border_delta_e_mean``/``_max``, ``plate_border_delta_e_mean``.
@@ -421,6 +430,7 @@ def summarize(frames: list[FrameMetrics] | tuple[FrameMetrics, ...], jitter: flo
         "plate_identity_src_mean": _stats(col("plate_identity_src"))[0],
         "identity_toward_src": (sum(toward) / len(toward)) if toward else None,
         "landmark_error_mean": lm[0], "landmark_error_median": lm[1], "landmark_error_max": lm[2],
+        "src_shape_gap_mean": _stats(col("src_shape_gap"))[0],
         "jitter": jitter,
         "flicker_ratio": _nan_none(metrics.flicker_ratio(
             np.array([np.nan if f.swap_change is None else f.swap_change for f in frames]),
@@ -472,6 +482,25 @@ def src_embeddings(analyzer: FaceAnalyzer, src: str | os.PathLike, *, most: int 
     if not out:
         raise MediaError(f"no face of faceset {path} could be embedded with the {analyzer.name} backend")
     return np.stack(out)
+
+
+def src_landmarks(analyzer: FaceAnalyzer, src: str | os.PathLike) -> np.ndarray:
+    """``(K, 68, 2)`` landmarks of the src person: every face of a faceset (source pixels), or the
+    largest face of an image or of each image in a folder.
+
+    Raises:
+        MediaError: no faces, or a missing or unreadable input.
+    """
+    from ..faces.faceset import RECORDS_FILE, read_faceset
+    from ..faces.identity import reference_faces
+
+    path = Path(src)
+    if not (path / RECORDS_FILE).is_file():
+        return np.stack([face.landmarks for face, _ in reference_faces(analyzer, path)])
+    records = read_faceset(path)
+    if not records:
+        raise MediaError(f"faceset {path} holds no faces; pass another --src")
+    return np.stack([r.landmarks for r in records])
 
 
 def check_backend_options(face_backend: str, face_models: str | None) -> None:

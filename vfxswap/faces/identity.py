@@ -1,6 +1,7 @@
 """Identity: reference embeddings and matching faces against them.
 
-Pure over arrays except :func:`reference_embeddings`, which reads the reference image(s) the user names.
+Pure over arrays except :func:`reference_faces` (and :func:`reference_embeddings`), which read the
+reference image(s) the user names.
 """
 
 from __future__ import annotations
@@ -28,10 +29,14 @@ def _read_rgb8(path: Path) -> np.ndarray:
     return to_display_uint8(Frame(image=image, index=0, color_space=color_space))
 
 
-def largest_face_embedding(analyzer: FaceAnalyzer, image: np.ndarray, *, what: str) -> np.ndarray:
-    """Embedding of the largest face in an ``(H, W, 3)`` uint8 RGB image.
+def largest_face(analyzer: FaceAnalyzer, image: np.ndarray, *, what: str) -> tuple[Face, np.ndarray]:
+    """The largest face in an ``(H, W, 3)`` uint8 RGB image, and the image it was found in.
 
-    Small images are upscaled until the detector's smallest face fits, so tight crops work.
+    Small images are upscaled until the detector's smallest face fits, so tight crops work; the
+    face's landmarks are in the pixels of the returned (possibly upscaled) image.
+
+    Raises:
+        MediaError: no face found.
     """
     scale = 1.0
     h, w = image.shape[:2]
@@ -44,12 +49,17 @@ def largest_face_embedding(analyzer: FaceAnalyzer, image: np.ndarray, *, what: s
         scale *= 2.0
     if not faces:
         raise MediaError(f"no face found in {what}: give a clear, frontal image of the person")
-    face = max(faces, key=lambda f: f.size)
+    return max(faces, key=lambda f: f.size), img
+
+
+def largest_face_embedding(analyzer: FaceAnalyzer, image: np.ndarray, *, what: str) -> np.ndarray:
+    """Embedding of the largest face in an ``(H, W, 3)`` uint8 RGB image (see :func:`largest_face`)."""
+    face, img = largest_face(analyzer, image, what=what)
     return analyzer.embed(img, face.landmarks)
 
 
-def reference_embeddings(analyzer: FaceAnalyzer, path: str | Path) -> np.ndarray:
-    """``(R, D)`` embeddings of the reference person from an image or a folder of images.
+def reference_faces(analyzer: FaceAnalyzer, path: str | Path) -> list[tuple[Face, np.ndarray]]:
+    """The largest face of each reference image (an image or a folder of images), with its image.
 
     Raises:
         MediaError: the path is missing, holds no image, or an image shows no face.
@@ -65,7 +75,16 @@ def reference_embeddings(analyzer: FaceAnalyzer, path: str | Path) -> np.ndarray
         files = [path]
     else:
         raise MediaError(f"no such reference image: {path}")
-    return np.stack([largest_face_embedding(analyzer, _read_rgb8(f), what=f"reference image {f}") for f in files])
+    return [largest_face(analyzer, _read_rgb8(f), what=f"reference image {f}") for f in files]
+
+
+def reference_embeddings(analyzer: FaceAnalyzer, path: str | Path) -> np.ndarray:
+    """``(R, D)`` embeddings of the reference person from an image or a folder of images.
+
+    Raises:
+        MediaError: the path is missing, holds no image, or an image shows no face.
+    """
+    return np.stack([analyzer.embed(img, face.landmarks) for face, img in reference_faces(analyzer, path)])
 
 
 def distance_to_references(embedding: np.ndarray, references: np.ndarray) -> float:

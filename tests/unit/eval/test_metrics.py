@@ -96,6 +96,56 @@ class TestLandmarkError:
             metrics.landmark_error(pts, pts[:5])
 
 
+
+def similar(pts: np.ndarray, degrees: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
+    """``pts`` rotated, scaled and moved (a similarity without reflection)."""
+    t = math.radians(degrees)
+    rot = scale * np.array([[math.cos(t), -math.sin(t)], [math.sin(t), math.cos(t)]])
+    return np.asarray(pts, np.float64) @ rot.T + shift
+
+
+class TestShapeGap:
+    def test_the_same_shape_placed_anywhere_has_no_gap(self):
+        ref = face_landmarks()
+        assert metrics.shape_gap(ref, similar(ref, 35.0, 2.7, (400.0, -90.0))) == pytest.approx(0.0, abs=1e-9)
+
+    def test_the_nearest_candidate_counts(self):
+        ref = face_landmarks()
+        rng = np.random.default_rng(3)
+        other = ref + rng.normal(0, 4, (68, 2))
+        far = metrics.shape_gap(ref, other)
+        assert far > 0.05
+        assert metrics.shape_gap(ref, np.stack([other, similar(ref, -10.0, 0.5, (3.0, 4.0))])) == pytest.approx(
+            0.0, abs=1e-9)
+        assert metrics.shape_gap(ref, np.stack([other, similar(other, 20.0, 1.5, (0.0, 0.0))])) == pytest.approx(
+            far, rel=1e-9)
+
+    def test_equals_the_landmark_error_after_the_umeyama_fit(self):
+        from vfxswap.faces.geometry import transform_points, umeyama
+
+        ref = face_landmarks()
+        rng = np.random.default_rng(4)
+        for _ in range(5):
+            cand = similar(ref + rng.normal(0, 3, (68, 2)), rng.uniform(-90, 90), rng.uniform(0.3, 3), (50.0, 7.0))
+            fitted = transform_points(umeyama(cand, ref), cand)
+            assert metrics.shape_gap(ref, cand) == pytest.approx(metrics.landmark_error(ref, fitted), rel=1e-9)
+
+    def test_a_mirror_image_is_not_fitted_away(self):
+        ref = face_landmarks()
+        mirrored = ref * [-1.0, 1.0]  # the same points reflected, labels unchanged
+        assert metrics.shape_gap(ref, mirrored) > 0.5
+
+    def test_bad_shapes_are_config_errors(self):
+        ref = face_landmarks()
+        with pytest.raises(ConfigError, match=r"\(K, 68, 2\)"):
+            metrics.shape_gap(ref, ref[:10])
+        with pytest.raises(ConfigError, match=r"\(K, 68, 2\)"):
+            metrics.shape_gap(ref, np.zeros((0, 68, 2)))
+        flat = ref.copy()
+        flat[36:48] = 0
+        with pytest.raises(ConfigError, match="coincident eyes"):
+            metrics.shape_gap(flat, ref)
+
 def placement_path(frames: int, *, noise_px: float = 0.0, seed: int = 0, size: int = 64) -> np.ndarray:
     """(T, 2, 3) frame_from_face of a face panning and zooming at constant speed, plus translation noise."""
     rng = np.random.default_rng(seed)
