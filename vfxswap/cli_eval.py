@@ -83,7 +83,7 @@ def run_shot(args: argparse.Namespace) -> int:
     from .eval.recon import reconstruct
     from .eval.report import write_report
     from .eval.inputs import resolve_spec
-    from .eval.shot import check_backend_options, evaluate_shot, src_embeddings, src_landmarks
+    from .eval.shot import check_backend_options, evaluate_shot, src_person
     from .faces.analysis import open_analyzer
     from .faces.faceset import RECORDS_FILE
     from .progress import Progress
@@ -101,10 +101,10 @@ def run_shot(args: argparse.Namespace) -> int:
                           "(SWAPPED's settings file names none)")
     options = {"face_models": args.face_models} if args.face_backend == "insightface" else {}
     analyzer = open_analyzer(args.face_backend, **options)
-    src = src_embeddings(analyzer, args.src) if args.src else None
+    src, src_shapes = src_person(analyzer, args.src) if args.src else (None, None)
     with Progress(args.progress) as progress:
         result = evaluate_shot(spec, analyzer, src_identity=src, src_label=args.src, progress=progress,
-                               src_shapes=src_landmarks(analyzer, args.src) if args.src else None)
+                               src_shapes=src_shapes)
     recons = []
     for side, faceset in (("src", args.src if src_is_faceset else None), ("dst", args.dst)):
         if faceset:

@@ -318,9 +318,9 @@ def evaluate_shot(spec: ShotSpec, analyzer: FaceAnalyzer, *, src_identity: np.nd
     Args:
         spec: the inputs (:func:`resolve_spec`).
         analyzer: the face analyzer (e.g. ``open_analyzer("dlib")``).
-        src_identity: ``(R, D)`` embeddings of the src person (see :func:`src_embeddings`), or
+        src_identity: ``(R, D)`` embeddings of the src person (see :func:`src_person`), or
             ``None`` to skip similarity to src.
-        src_shapes: ``(K, 68, 2)`` landmarks of src faces (see :func:`src_landmarks`), or ``None``
+        src_shapes: ``(K, 68, 2)`` landmarks of src faces (see :func:`src_person`), or ``None``
             to skip the src shape gap.
         src_label: what the src identity came from, for the report.
         progress: ``progress(done, total)`` after each frame.
@@ -447,27 +447,35 @@ def _nan_none(value: float) -> float | None:
 
 
 # ---------------------------------------------------------------------------------------- src faces
-def src_embeddings(analyzer: FaceAnalyzer, src: str | os.PathLike, *, most: int = 24) -> np.ndarray:
-    """``(R, D)`` identity embeddings of the src person from a faceset folder, an image or a folder of images.
+def src_person(analyzer: FaceAnalyzer, src: str | os.PathLike, *, most: int = 24
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """The src person from a faceset folder, an image or a folder of images, read once.
 
     A faceset's stored embeddings are used when its backend is the analyzer's; otherwise up to
-    ``most`` of its crops (evenly spread) are embedded again.
+    ``most`` of its crops (evenly spread) are embedded again. Its landmarks are every face's stored
+    ones (source pixels); an image gives its largest face.
+
+    Returns:
+        ``(R, D)`` identity embeddings and ``(K, 68, 2)`` landmarks.
 
     Raises:
         MediaError: no faces, or a missing or unreadable input.
     """
     from ..faces.faceset import RECORDS_FILE, read_faceset
-    from ..faces.identity import largest_face_embedding, reference_embeddings
+    from ..faces.identity import largest_face_embedding, reference_faces
 
     path = Path(src)
     if not (path / RECORDS_FILE).is_file():
-        return reference_embeddings(analyzer, path)
+        faces = reference_faces(analyzer, path)
+        return (np.stack([analyzer.embed(img, face.landmarks) for face, img in faces]),
+                np.stack([face.landmarks for face, _ in faces]))
     records = read_faceset(path)
     if not records:
         raise MediaError(f"faceset {path} holds no faces; pass another --src")
+    landmarks = np.stack([r.landmarks for r in records])
     stored = [r.embedding for r in records if r.embedding is not None and r.backend == analyzer.name]
     if len(stored) == len(records):
-        return np.stack(stored)
+        return np.stack(stored), landmarks
     picks = [records[i] for i in np.linspace(0, len(records) - 1, min(most, len(records))).round().astype(int)]
     out = []
     for r in picks:
@@ -481,26 +489,7 @@ def src_embeddings(analyzer: FaceAnalyzer, src: str | os.PathLike, *, most: int 
             log.info("no face found again in %s", r.crop_name)
     if not out:
         raise MediaError(f"no face of faceset {path} could be embedded with the {analyzer.name} backend")
-    return np.stack(out)
-
-
-def src_landmarks(analyzer: FaceAnalyzer, src: str | os.PathLike) -> np.ndarray:
-    """``(K, 68, 2)`` landmarks of the src person: every face of a faceset (source pixels), or the
-    largest face of an image or of each image in a folder.
-
-    Raises:
-        MediaError: no faces, or a missing or unreadable input.
-    """
-    from ..faces.faceset import RECORDS_FILE, read_faceset
-    from ..faces.identity import reference_faces
-
-    path = Path(src)
-    if not (path / RECORDS_FILE).is_file():
-        return np.stack([face.landmarks for face, _ in reference_faces(analyzer, path)])
-    records = read_faceset(path)
-    if not records:
-        raise MediaError(f"faceset {path} holds no faces; pass another --src")
-    return np.stack([r.landmarks for r in records])
+    return np.stack(out), landmarks
 
 
 def check_backend_options(face_backend: str, face_models: str | None) -> None:
