@@ -150,11 +150,12 @@ def main() -> int:
             labels[t["key"]] = t["label"]
     missed = "; ".join(f"{labels[key]} missed in {n} of {len(passed)}" for key, n in misses.items() if n)
     gap = first.get("src_shape_gap_mean")
-    out_of_reach = ("" if gap is None or gap <= 0.08 else
+    limit = next(t["limit"] for t in data["runs"][0]["targets"] if t["key"] == "landmark_error_mean")
+    out_of_reach = ("" if gap is None or gap <= limit else
                     f" Here the src shape gap is {gap:.3f}: the astronaut's own face, placed by the best similarity,"
                     " is that far from the laughing, turned plate face, so a swap that shows her features scores"
-                    " about that whatever the settings, and the 0.08 target needs a src faceset that covers the"
-                    " plate's expression.")
+                    f" about that whatever the settings, and the {limit:g} target needs a src faceset that covers"
+                    " the plate's expression.")
     plate_seam, plate_de = ref("plate_seam_ratio_mean", "{:.2f}"), ref("plate_border_delta_e_mean", "{:.2f}")
     text = f"""# Sample-shot quality: colour mode x blend mode
 
