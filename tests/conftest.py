@@ -72,3 +72,33 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A folder on a fresh 64 MiB tmpfs (disk-full tests); skips unless root can mount one here.
+
+    Yields ``(folder, fill)``: ``fill(leave_bytes)`` writes a ballast file so that about
+    ``leave_bytes`` stay free, so the next writes run out of space.
+    """
+    import subprocess
+
+    folder = tmp_path / "small_disk"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("disk-full tests mount a tmpfs: run as root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+
+    def fill(leave_bytes: int) -> None:
+        stat = os.statvfs(folder)
+        free = stat.f_bavail * stat.f_frsize
+        with open(folder / "ballast", "wb") as f:
+            f.write(b"\0" * max(0, free - leave_bytes))
+
+    try:
+        yield folder, fill
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)

@@ -82,7 +82,7 @@ def _run_faceset_info(args: argparse.Namespace) -> int:
     s = faceset_summary(args.faceset)
     if args.json:
         print(json.dumps(s, indent=2))
-        return EXIT_OK
+        return _faceset_damage(s)
     print(f"faceset   {s['path']}")
     print(f"faces     {s['faces']} in {s['frames']} frames, {s['tracks']} track{'' if s['tracks'] == 1 else 's'}")
     print(f"crops     {', '.join(map(str, s['sizes'])) or '-'} px, {', '.join(s['face_types']) or '-'}"
@@ -93,7 +93,21 @@ def _run_faceset_info(args: argparse.Namespace) -> int:
         print(f"sharpness min {sh['min']:.1f}  median {sh['median']:.1f}  max {sh['max']:.1f}")
     for source, n in s["sources"].items():
         print(f"source    {source}: {n} faces")
-    return EXIT_OK
+    for problem in s["problems"]:
+        print(f"damage    {problem}")
+    return _faceset_damage(s)
+
+
+def _faceset_damage(s: dict) -> int:
+    """Exit 0 for a sound faceset; a damaged one raises the one-line FacesetError (exit 3)."""
+    from .errors import FacesetError
+
+    if not s["damaged"]:
+        return EXIT_OK
+    counts = ", ".join(f"{n} {what}" for what, n in (("indices claimed more than once", s["duplicate_indices"]),
+                       ("crops missing", s["missing_crops"]), ("crops unreadable", s["unreadable_crops"])) if n)
+    raise FacesetError(f"{s['path']} is damaged ({counts}): re-extract it into a new folder, or remove "
+                       f"the records of the damaged crops from faceset.jsonl")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -215,6 +229,9 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", metavar="RANGE", help="frames to convert: 1001-1100, 1001-1100x2, 1001,1010-1012")
     p.add_argument("--start-frame", type=int, default=1001, help="number of a movie's first frame (default 1001)")
     p.add_argument("--skip-existing", action="store_true", help="sequence outputs: keep frames already written")
+    p.add_argument("--allow-short", action="store_true",
+                   help="accept a movie that decodes fewer frames than its container says (corrupt or cut "
+                        "off): keep the frames that convert, with a warning (default: exit 3)")
     p.add_argument("--matte", metavar="PATH", help="write the blend mask as a movie or image sequence")
     p.add_argument("--alpha", action="store_true",
                    help="write the blend mask as the output's alpha (ProRes 4444, FFV1, EXR/PNG/TIFF/DPX)")
@@ -230,7 +247,15 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", metavar="TOML", help="settings file; its keys are these options' names "
                    "(e.g. color = \"mkl\", feather = 12); flags given on the command line win")
     p.add_argument("--progress", choices=PROGRESS_MODES, default="auto")
-    p.set_defaults(run=_run_convert)
+    p.set_defaults(run=_run_convert, interrupted=_convert_interrupted)
+
+
+def _convert_interrupted(args: argparse.Namespace) -> str:
+    from .io.writer import is_movie_path
+
+    if is_movie_path(args.output):
+        return f"{args.output} was not saved; rerun the command to convert it"
+    return "every frame written so far is kept (rerun with --skip-existing to continue)"
 
 
 def _run_convert(args: argparse.Namespace) -> int:
@@ -244,7 +269,7 @@ def _run_convert(args: argparse.Namespace) -> int:
         color_smooth=args.color_smooth, mask=args.mask, erode=args.erode, feather=args.feather, blend=args.blend,
         backend=args.backend, device=args.device, precision=args.precision, compositor=args.compositor,
         batch=args.batch, codec=args.codec, frames=args.frames,
-        start_frame=args.start_frame, skip_existing=args.skip_existing, matte=args.matte,
+        start_frame=args.start_frame, skip_existing=args.skip_existing, allow_short=args.allow_short, matte=args.matte,
         face_backend=args.face_backend, face_models=args.face_models, patches=args.patches, alpha=args.alpha,
         ocio_config=args.ocio_config, input_colorspace=args.input_colorspace)
     with Progress(args.progress) as progress:
@@ -273,18 +298,66 @@ def _apply_config_file(parser: argparse.ArgumentParser, argv: list[str]) -> None
         raise ConfigError(f"cannot read --config {known.config}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"--config {known.config} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"--config {known.config} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     command = next((a for a in argv if a in _subparsers(parser)), None)
     if command is None:
         return
     sub = _subparsers(parser)[command]
     values = values.get(command, values)  # a [convert] table, or plain keys
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {known.config}: {command} must be a table of settings ([{command}])")
     dests = {a.dest for a in sub._actions} - {"help", "config", "input", "output", "model", "run"}
     settings = {k.replace("-", "_"): v for k, v in values.items()}
     unknown = sorted(set(settings) - dests)
     if unknown:
         raise ConfigError(f"--config {known.config}: unknown {command} settings {', '.join(unknown)}; "
                           f"valid: {', '.join(sorted(dests))}")
+    _check_config_values(known.config, command, sub, settings)
     sub.set_defaults(**settings)
+
+
+def _check_config_values(path: str, command: str, sub: argparse.ArgumentParser, settings: dict) -> None:
+    """Type- and range-check ``--config`` values: fields of the command's config dataclass against
+    its schema (:mod:`vfxswap.config`), other options against their argparse action.
+
+    Raises:
+        ConfigError: naming the file, the key, the value given and what is allowed.
+    """
+    import dataclasses
+
+    from .config import ConvertConfig, allowed_values, setting_problem
+
+    schema = ConvertConfig if command in ("convert", "timeline") else None
+    fields = {f.name for f in dataclasses.fields(schema)} if schema else set()
+    actions = {a.dest: a for a in sub._actions}
+    for key, value in settings.items():
+        action = actions[key]
+        if key in fields:
+            bad = setting_problem(schema, key, value) and f"must be {allowed_values(schema, key)}"
+        else:
+            if callable(action.type) and action.type not in (int, float, str) and type(value) in (int, float):
+                settings[key] = value = str(value)  # `rate = 23.976`: parsed by the option's own type
+            bad = _action_problem(action, value)
+        if bad:
+            raise ConfigError(f"--config {path}: {key} {bad}, got {json.dumps(value, default=str)}")
+
+
+def _action_problem(action: argparse.Action, value: object) -> str | None:
+    """What is wrong with ``value`` as the default of an option that is no config field, or None."""
+    from typing import Literal
+
+    from .config import value_problem
+
+    if action.nargs == 0:  # a switch
+        hint: object = bool
+    elif action.choices is not None:
+        hint = Literal[tuple(action.choices)]
+    elif action.type in (int, float):
+        hint = action.type
+    else:  # argparse converts a string default with the option's own type, as on the command line
+        hint = str
+    return value_problem(hint, value)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
@@ -298,8 +371,15 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (``vfxswap: error: ...``, exit 2) like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"vfxswap: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vfxswap", description="Face replacement for film and TV post-production.")
+    parser = _Parser(prog="vfxswap", description="Face replacement for film and TV post-production.")
     parser.add_argument("--version", action="version", version=f"vfxswap {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output on stderr (-vv for debug)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -339,7 +419,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"vfxswap: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("vfxswap: interrupted; everything committed so far is kept (rerun with --resume to continue)", file=sys.stderr)
+        hint = (args.interrupted(args) if hasattr(args, "interrupted")
+                else "everything committed so far is kept (rerun with --resume to continue)")
+        print(f"vfxswap: interrupted; {hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug: say so in one line, traceback on request
         if args.debug:

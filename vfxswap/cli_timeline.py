@@ -28,6 +28,17 @@ def default_output_dir(cut: str | os.PathLike) -> Path:
     return cut.parent / f"{cut.stem or 'cut'}_vfxswap"
 
 
+def rate_arg(text: str):
+    """``type=`` of every ``--rate``: :func:`vfxswap.io.frames.parse_rate` (``23.976`` -> 24000/1001),
+    its error as argparse's."""
+    from .io.frames import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_selection_args(parser: argparse.ArgumentParser) -> None:
     """Add the options that pick clips of a cut and place their converted media.
 
@@ -44,7 +55,8 @@ def add_selection_args(parser: argparse.ArgumentParser) -> None:
                         "track:NAME; repeatable")
     g.add_argument("--handles", type=int, default=0, metavar="N",
                    help="also convert N frames before and after each clip, clamped to the media (default 0)")
-    g.add_argument("--rate", type=float, default=None, metavar="FPS", help="frame rate of an EDL (default 24)")
+    g.add_argument("--rate", type=rate_arg, default=None, metavar="FPS",
+                   help="frame rate of an EDL: 24, 25, 23.976, 29.97, 59.94 or a fraction 24000/1001 (default 24)")
     g.add_argument("--adapter", metavar="NAME", help="OTIO adapter to read the cut with (default: by extension)")
     g.add_argument("--media-dir", metavar="DIR",
                    help="look for media here first: relative paths, then file names (default: the cut's folder)")

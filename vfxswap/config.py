@@ -1,12 +1,148 @@
-"""Frozen, validated configuration dataclasses shared by the CLI, the library API and host nodes."""
+"""Frozen, validated configuration dataclasses shared by the CLI, the library API and host nodes.
+
+One schema: each field's type hint, plus a numeric range in its metadata (:func:`number`), says what
+the field accepts. :func:`check_fields` enforces it in ``__post_init__`` (flags, library calls, host
+nodes) and :func:`setting_problem` for a single value (``--config`` files), so the two cannot drift.
+Types are strict: ``bool`` is not an ``int``; ``int`` takes only integers; ``float`` takes integers
+and finite floats, not bools; ``Literal`` takes its choices; tuples and lists are checked item by
+item; ``X | None`` also takes None.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+import functools
+import math
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, Literal
 
 from .errors import ConfigError
-from .types import FACE_TYPES, FaceType
+from .types import FaceType
+
+MAX_MIN_SIZE = 8192  # source pixels: larger than any plate's face
+
+
+def number(default: float | None, *, at_least: float | None = None, at_most: float | None = None,
+           above: float | None = None) -> Any:
+    """A dataclass field whose numbers must lie in a range (inclusive ``at_least``/``at_most``,
+    exclusive ``above``); the type itself comes from the field's hint."""
+    return dataclasses.field(default=default, metadata={"at_least": at_least, "at_most": at_most, "above": above})
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _matches(hint: Any, value: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin is Literal:
+        return any(type(value) is type(a) and value == a for a in args)
+    if origin is typing.Union or isinstance(hint, types.UnionType):
+        return any(_matches(a, value) for a in args)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return len(value) == len(args) and all(_matches(a, v) for a, v in zip(args, value))
+        return all(_matches(args[0] if args else Any, v) for v in value)
+    return isinstance(value, origin or hint)
+
+
+def _describe(hint: Any) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is typing.Union or isinstance(hint, types.UnionType):
+        return " or ".join(_describe(a) for a in args if a is not type(None))  # None: the default, left unset
+    if origin in (tuple, list):
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return f"a list of {len(args)} items: " + ", ".join(_describe(a) for a in args)
+        return f"a list, each item {_describe(args[0])}" if args else "a list"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _bounds(field: dataclasses.Field) -> tuple[float | None, float | None, float | None]:
+    return field.metadata.get("at_least"), field.metadata.get("at_most"), field.metadata.get("above")
+
+
+def _range_text(field: dataclasses.Field) -> str:
+    low, high, above = _bounds(field)
+    if above is not None:
+        return f" in ({above}, {high}]" if high is not None else f" > {above}"
+    if low is not None and high is not None:
+        return f" in {low}..{high}"
+    return f" >= {low}" if low is not None else f" <= {high}" if high is not None else ""
+
+
+def _out_of_range(field: dataclasses.Field, value: Any) -> str | None:
+    """The bound ``value`` breaks (``>= 0``), or None; only numbers are compared."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    low, high, above = _bounds(field)
+    if above is not None and not value > above:
+        return f"> {above}" if high is None else f"in ({above}, {high}]"
+    if low is not None and value < low:
+        return f">= {low}"
+    if high is not None and value > high:
+        return f"<= {high}" if above is None else f"in ({above}, {high}]"
+    return None
+
+
+def _field(cls: type, name: str) -> dataclasses.Field:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        raise ConfigError(f"{cls.__name__} has no setting {name}")
+    return fields[name]
+
+
+def allowed_values(cls: type, name: str) -> str:
+    """What field ``name`` of the config dataclass ``cls`` accepts, in words ("an integer in 0..256")."""
+    hint = _hints(cls)[name]
+    text = _describe(hint)
+    return text + _range_text(_field(cls, name)) if text in ("an integer", "a number") else text
+
+
+def setting_problem(cls: type, name: str, value: Any) -> str | None:
+    """None when ``value`` is allowed for field ``name`` of ``cls``; else what is wrong with it, in
+    words ("must be an integer in 0..256", "must be >= 0")."""
+    field = _field(cls, name)
+    if not _matches(_hints(cls)[name], value):
+        return f"must be {allowed_values(cls, name)}"
+    bound = _out_of_range(field, value)
+    return f"must be {bound}" if bound else None
+
+
+def value_problem(hint: Any, value: Any) -> str | None:
+    """None when ``value`` is of type ``hint`` by the schema's rules, else "must be <what hint allows>"."""
+    return None if _matches(hint, value) else f"must be {_describe(hint)}"
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_fields(obj: Any, *, label: Callable[[str], str] = _flag) -> None:
+    """Raise ConfigError (``--feather must be >= 0, got -1``) for the first field of the dataclass
+    instance ``obj`` whose value the schema refuses; ``label`` names a field in the message."""
+    for field in dataclasses.fields(obj):
+        value = getattr(obj, field.name)
+        problem = setting_problem(type(obj), field.name, value)
+        if problem:
+            raise ConfigError(f"{label(field.name)} {problem}, got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -31,38 +167,21 @@ class ExtractConfig:
         resume: continue an existing faceset instead of refusing to touch it.
     """
 
-    every: int = 5
-    size: int = 256
+    every: int = number(5, at_least=1)
+    size: int = number(256, at_least=32, at_most=2048)
     face_type: FaceType = "whole_face"
-    min_size: int = 64
-    min_sharpness: float = 0.0
+    min_size: int = number(64, at_least=0, at_most=MAX_MIN_SIZE)
+    min_sharpness: float = number(0.0, at_least=0)
     reference: str | None = None
-    identity_threshold: float | None = None
-    detect_scale: float | None = None
+    identity_threshold: float | None = number(None, above=0)
+    detect_scale: float | None = number(None, above=0, at_most=1)
     backend: Literal["dlib", "insightface"] = "dlib"
     detector: Literal["hog", "cnn"] = "hog"
     face_models: str | None = None
     resume: bool = False
 
     def __post_init__(self) -> None:
-        if self.every < 1:
-            raise ConfigError(f"--every must be >= 1, got {self.every}")
-        if not 32 <= self.size <= 2048:
-            raise ConfigError(f"--size must be between 32 and 2048 pixels, got {self.size}")
-        if self.face_type not in FACE_TYPES:
-            raise ConfigError(f"--face-type must be one of {', '.join(FACE_TYPES)}, got {self.face_type!r}")
-        if self.min_size < 0:
-            raise ConfigError(f"--min-size must be >= 0, got {self.min_size}")
-        if self.min_sharpness < 0:
-            raise ConfigError(f"--min-sharpness must be >= 0, got {self.min_sharpness}")
-        if self.detect_scale is not None and not 0.0 < self.detect_scale <= 1.0:
-            raise ConfigError(f"--detect-scale must be in (0, 1], got {self.detect_scale}")
-        if self.identity_threshold is not None and self.identity_threshold <= 0:
-            raise ConfigError(f"--identity-threshold must be > 0, got {self.identity_threshold}")
-        if self.backend not in ("dlib", "insightface"):
-            raise ConfigError(f"--backend must be dlib or insightface, got {self.backend!r}")
-        if self.detector not in ("hog", "cnn"):
-            raise ConfigError(f"--detector must be hog or cnn, got {self.detector!r}")
+        check_fields(self)
         if self.backend == "insightface" and not self.face_models:
             raise ConfigError("the insightface backend needs --face-models DIR (a local model pack such as buffalo_l)")
 
@@ -103,6 +222,8 @@ class ConvertConfig:
         start_frame: number of a movie's first frame (sequence outputs and ``frames`` use it).
         frames: frame-range expression (``1001-1100``, ``1001-1100x2``, ``1001,1010-1012``) or ``None`` = all.
         skip_existing: image-sequence outputs: leave frames already on disk.
+        allow_short: accept a movie that decodes fewer frames than its container says (a corrupt or
+            cut-off file): keep what converts, with a warning, instead of failing.
         matte: path (movie or sequence pattern) for the blend-mask pass, or ``None``.
         face_backend, face_models: face-analysis backend and insightface pack folder.
         patches: folder for the raw swapped faces (``NNNNNNNN_tTT.png`` RGBA: swapped RGB + learned mask)
@@ -116,26 +237,27 @@ class ConvertConfig:
 
     faces: Literal["all", "largest", "reference"] = "all"
     reference: str | None = None
-    identity_threshold: float | None = None
-    every: int = 5
-    min_size: int = 64
-    detect_scale: float | None = None
-    smooth: int = 3
+    identity_threshold: float | None = number(None, above=0)
+    every: int = number(5, at_least=1)
+    min_size: int = number(64, at_least=0, at_most=MAX_MIN_SIZE)
+    detect_scale: float | None = number(None, above=0, at_most=1)
+    smooth: int = number(3, at_least=0, at_most=100)  # frames are held `smooth` frames: bounded memory
     color: str = "rct"
-    color_smooth: int = 1
+    color_smooth: int = number(1, at_least=1, at_most=1000)
     mask: Literal["hull", "learned", "learned*hull"] = "learned*hull"
-    erode: int = 0
-    feather: int = 8
+    erode: int = number(0, at_least=-128, at_most=128)  # crop pixels (crops are at most 512)
+    feather: int = number(8, at_least=0, at_most=256)
     blend: str = "feather"
     backend: Literal["auto", "torch", "compiled", "tensorrt", "onnxruntime"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     compositor: Literal["auto", "opencv", "torch"] = "auto"
-    batch: int = 8
+    batch: int = number(8, at_least=1, at_most=1024)
     codec: str | None = None
-    start_frame: int = 1001
+    start_frame: int = number(1001, at_least=0, at_most=10_000_000)
     frames: str | None = None
     skip_existing: bool = False
+    allow_short: bool = False
     matte: str | None = None
     face_backend: Literal["dlib", "insightface"] = "dlib"
     face_models: str | None = None
@@ -145,26 +267,11 @@ class ConvertConfig:
     input_colorspace: str | None = None
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if self.reference and self.faces == "all":
             object.__setattr__(self, "faces", "reference")
-        if self.faces not in ("all", "largest", "reference"):
-            raise ConfigError(f"--faces must be all, largest or reference, got {self.faces!r}")
         if self.faces == "reference" and not self.reference:
             raise ConfigError("--faces reference needs --reference IMAGE")
-        for name, low in (("every", 1), ("batch", 1), ("color_smooth", 1), ("smooth", 0), ("min_size", 0),
-                          ("feather", 0)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"--{name.replace('_', '-')} must be >= {low}, got {getattr(self, name)}")
-        if self.mask not in ("hull", "learned", "learned*hull"):
-            raise ConfigError(f"--mask must be hull, learned or learned*hull, got {self.mask!r}")
-        if self.backend not in ("auto", "torch", "compiled", "tensorrt", "onnxruntime"):
-            raise ConfigError(f"--backend must be auto, torch, compiled, tensorrt or onnxruntime, got {self.backend!r}")
-        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise ConfigError(f"--precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
-        if self.compositor not in ("auto", "opencv", "torch"):
-            raise ConfigError(f"--compositor must be auto, opencv or torch, got {self.compositor!r}")
-        if self.detect_scale is not None and not 0.0 < self.detect_scale <= 1.0:
-            raise ConfigError(f"--detect-scale must be in (0, 1], got {self.detect_scale}")
         if self.face_backend == "insightface" and not self.face_models:
             raise ConfigError("the insightface backend needs --face-models DIR (a local model pack such as buffalo_l)")
 

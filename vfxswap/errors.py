@@ -34,6 +34,16 @@ class MediaError(VfxSwapError):
     exit_code = EXIT_BAD_INPUT
 
 
+class ShortMediaError(MediaError):
+    """A movie that decodes fewer frames than its container says (cut off or a corrupt sample table);
+    raised after its last decodable frame. ``decoded``, ``expected``: the two counts."""
+
+    def __init__(self, message: str, *, decoded: int, expected: int) -> None:
+        super().__init__(message)
+        self.decoded = decoded
+        self.expected = expected
+
+
 class FacesetError(MediaError):
     """A faceset folder that is missing, corrupt or of another layout."""
 

@@ -8,15 +8,21 @@ A pipeline of four threads joined by bounded queues:
   writer    encodes the PNG crops and commits their records.
 Identity embeddings are computed once per track, when it starts (a dlib embedding costs ~100 ms, a
 landmark fit ~2.5 ms).
+
+``--resume`` continues the tracks of the last committed frame: that frame is read again and the
+tracker is seeded with its records (boxes, landmarks, track ids, embeddings), and the detection
+schedule carries on where it was, so a resumed movie or gap-free sequence gets the tracks of an
+uninterrupted run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -109,6 +115,12 @@ class _Extraction:
         self.counts = {"small": 0, "blurry": 0, "identity": 0, "faces": 0}
         self.tracks_written: set[int | None] = set()
 
+    def resume(self, image: np.ndarray, records: list[FaceRecord]) -> None:
+        """Continue the tracks of ``records``, the faces committed for the frame ``image`` (8-bit RGB)."""
+        self.tracker.resume(image, [Face(box=r.box, landmarks=r.landmarks, score=r.score, track_id=r.track,
+                                         embedding=r.embedding) for r in records])
+        self.identities.resume({r.track: r.embedding for r in records if r.embedding is not None})
+
     def faces_of(self, image: np.ndarray, detections: list[Face] | None) -> list[Face]:
         """Faces of a frame: the detections matched to tracks, or (``None``) the tracked faces."""
         if detections is None:
@@ -142,11 +154,14 @@ class _Extraction:
         return out
 
 
-def _detection_due(every: int, kind: str) -> Callable[[int], bool]:
+def _detection_due(every: int, kind: str, *, after: int | None = None, first: int = 0) -> Callable[[int], bool]:
     """Whether to detect on the frame numbered ``index`` (frames come in order): every ``every``-th
     frame, and always after a gap in the numbering or in a folder of unrelated stills, where the
-    picture can change completely and a track cannot follow it."""
-    state = {"previous": None, "since": 0}
+    picture can change completely and a track cannot follow it.
+
+    ``after``: a resumed run continues after that frame as if it had seen every frame from ``first``
+    (the source's first number) to it without a gap."""
+    state = {"previous": after, "since": 0 if after is None else (after - first) % every + 1}
 
     def due(index: int) -> bool:
         previous = state["previous"]
@@ -155,6 +170,18 @@ def _detection_due(every: int, kind: str) -> Callable[[int], bool]:
         return now
 
     return due
+
+
+def _resume_tracks(run: _Extraction, frames: Iterator[Frame], last: int, records: list[FaceRecord]) -> Iterator[Frame]:
+    """The frames after ``last``; frame ``last`` itself, read again, seeds the run's tracks with the
+    ``records`` committed for it."""
+    first = next(frames, None)
+    if first is None:
+        return frames
+    if first.index != last:  # the frame is gone from the source: nothing to continue from
+        return itertools.chain([first], frames)
+    run.resume(to_display_uint8(first), records)
+    return frames
 
 
 def extract(source: str | os.PathLike, faceset: str | os.PathLike, config: ExtractConfig = ExtractConfig(), *,
@@ -187,9 +214,13 @@ def extract(source: str | os.PathLike, faceset: str | os.PathLike, config: Extra
         if start is not None:
             skipped = max(0, start - src.info.first_frame)
             log.info("resuming %s at frame %d (%d faces already in %s)", source_key, start, len(writer.records), faceset)
-        decoded = background_iter(((f, to_display_uint8(f)) for f in src.frames(start=start)),
+        source_frames = src.frames(start=last)
+        if last is not None:
+            source_frames = _resume_tracks(run, source_frames, last,
+                                           [r for r in writer.records if r.source == source_key and r.frame == last])
+        decoded = background_iter(((f, to_display_uint8(f)) for f in source_frames),
                                   maxsize=4, name="extract-reader")
-        due = _detection_due(config.every, src.info.kind)
+        due = _detection_due(config.every, src.info.kind, after=last, first=src.info.first_frame)
         frames = background_iter(
             ((f, img, detect_full_res(analyzer, img, scale) if due(f.index) else None)
              for f, img in decoded), maxsize=config.every + 2, name="extract-detector")

@@ -21,7 +21,6 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
-from fractions import Fraction
 from typing import Any, Literal
 
 import cv2
@@ -541,7 +540,7 @@ def save_display_images(images: np.ndarray, pattern: str | os.PathLike, view, *,
         view: the :class:`~vfxswap.io.display_view.DisplayView` to invert (``view.colorspace`` is
             what the files hold).
         first_frame: number of the first image.
-        fps: stored as the files' frame rate.
+        fps: stored as the files' frame rate (23.976 is read as 24000/1001).
         bit_depth: EXR: 16 (half) or 32 (float).
 
     Returns:
@@ -555,9 +554,9 @@ def save_display_images(images: np.ndarray, pattern: str | os.PathLike, view, *,
                           "as out.####.exr")
     images = _check_batch(images, "the images")
     b, h, w = images.shape[:3]
-    rate = Fraction(fps).limit_denominator(1001)
-    if rate <= 0:
-        raise ConfigError(f"fps must be > 0, got {fps}")
+    from .io.frames import parse_rate
+
+    rate = parse_rate(fps)  # 23.976 -> 24000/1001
     info = VideoInfo(path=os.fspath(pattern), kind="sequence", width=w, height=h, fps=rate, time_base=1 / rate,
                      frame_count=b, first_frame=first_frame, pix_fmt="rgbf32", bit_depth=32, codec="exr")
     paths = []

@@ -25,8 +25,8 @@ FACES = "VFXSWAP_FACES"
 MODEL_FIELDS = ("backend", "device", "precision", "face_backend", "face_models")
 #: ConvertConfig fields about files, streams and colour management of files: no meaning for an
 #: in-memory, display-referred IMAGE batch (VFXSwapLoadSequence / VFXSwapSaveSequence do files).
-FILE_FIELDS = ("reference", "codec", "start_frame", "frames", "skip_existing", "matte", "patches", "alpha",
-               "ocio_config", "input_colorspace")
+FILE_FIELDS = ("reference", "codec", "start_frame", "frames", "skip_existing", "allow_short", "matte", "patches",
+               "alpha", "ocio_config", "input_colorspace")
 #: Every other ConvertConfig field is an option of VFXSwapSwap (new fields show up by themselves).
 SWAP_EXCLUDED = MODEL_FIELDS + FILE_FIELDS
 

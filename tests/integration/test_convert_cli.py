@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -379,3 +385,249 @@ class TestConvertSettings:
         (tmp_path / "broken.toml").write_text("color = \n")
         assert_one_line_error(vfxswap("convert", PLATE_SEQ, "-m", model, "-o", tmp_path / "o.mp4",
                                       "--config", tmp_path / "broken.toml"), 2, "not valid TOML")
+
+
+# -- issue 15: short movies (item 7), shared side files of chunks (item 8), --frames and interrupts (item 16)
+
+def _movie(path: Path, count: int = 72) -> Path:
+    """A 24 fps 128x96 H.264 mp4 of ``count`` frames (a moving bar, no face), made with PyAV."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=24, options={"g": "12"})
+        s.width, s.height, s.pix_fmt = 128, 96, "yuv420p"
+        for i in range(count):
+            image = np.full((96, 128, 3), 40 + i, np.uint8)
+            image[10:30, i:i + 20] = 255
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            for packet in s.encode(frame):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    return path
+
+
+def _corrupt_sample_sizes(movie: Path, out: Path) -> Path:
+    """``movie`` with 200 bytes of its ``stsz`` sample-size table flipped from the second entry on:
+    the header still says 72 samples, the demuxer finds only the first."""
+    data = bytearray(movie.read_bytes())
+    table = data.index(b"stsz") + 4 + 4 + 4 + 4  # type, version+flags, sample size, sample count
+    for k in range(table + 4, table + 4 + 200):
+        data[k] ^= 0xFF
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.fixture(scope="module")
+def short_movie(tmp_path_factory) -> tuple[Path, Path]:
+    """(a sound 72-frame mp4, the same with a corrupt moov sample table: 1 frame decodes)."""
+    folder = tmp_path_factory.mktemp("short")
+    good = _movie(folder / "good.mp4")
+    bad = _corrupt_sample_sizes(good, folder / "bad.mp4")
+    with av.open(str(bad)) as c:
+        assert c.streams.video[0].frames == 72 and sum(1 for _ in c.decode(video=0)) == 1
+    return good, bad
+
+
+class TestShortMovie:
+    def test_short_movie_fails_and_nothing_written_is_lost(self, model, short_movie, tmp_path):
+        good, bad = short_movie
+        out = tmp_path / "swap.mp4"
+        out.write_bytes(good.read_bytes())  # an earlier render: it must survive the failed one
+        result = vfxswap("convert", bad, "-m", model, "-o", out, "--progress", "none")
+        assert_one_line_error(result, 3, "bad.mp4", "1 of 72 frames", "was not saved", "--allow-short")
+        assert out.read_bytes() == good.read_bytes()
+        assert not list(tmp_path.glob(".tmp-*"))
+
+    def test_allow_short_keeps_the_frames_with_a_warning(self, model, short_movie, tmp_path):
+        out = tmp_path / "swap.mp4"
+        result = vfxswap("convert", short_movie[1], "-m", model, "-o", out, "--allow-short", "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        assert "WARNING" in result.stderr and "1 of 72 frames" in result.stderr
+        assert "converted 1 frames" in result.stdout
+        assert len(decode(out)[0]) == 1
+
+    def test_short_movie_into_a_sequence_keeps_the_written_frame(self, model, short_movie, tmp_path):
+        result = vfxswap("convert", short_movie[1], "-m", model, "-o", tmp_path / "f.####.png", "--progress", "none")
+        assert_one_line_error(result, 3, "1 of 72 frames", "are in", "--allow-short")
+        assert sorted(p.name for p in tmp_path.glob("f.*.png")) == ["f.1001.png"]
+
+    def test_sound_movie_converts_every_frame(self, model, short_movie, tmp_path):
+        result = vfxswap("convert", short_movie[0], "-m", model, "-o", tmp_path / "swap.mp4", "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        assert "converted 72 frames" in result.stdout and "WARNING" not in result.stderr
+
+
+class TestFrameRangesAgainstTheClip:
+    def test_frames_wholly_outside_the_clip_are_a_usage_error(self, model, short_movie, tmp_path):
+        result = vfxswap("convert", short_movie[0], "-m", model, "-o", tmp_path / "o.mp4", "--frames", "5000-5010")
+        assert_one_line_error(result, 2, "5000-5010", "frames 1001-1072", "--start-frame")
+        result = vfxswap("convert", PLATE_SEQ, "-m", model, "-o", tmp_path / "o.####.png", "--frames", "1-10")
+        assert_one_line_error(result, 2, "frames 1001-1008")
+        assert not list(tmp_path.iterdir())
+
+    def test_frames_partly_outside_warn_and_convert_what_exists(self, model, short_movie, tmp_path):
+        result = vfxswap("convert", short_movie[0], "-m", model, "-o", tmp_path / "a.mp4", "--frames", "1070-99999",
+                         "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        assert "converted 3 frames" in result.stdout
+        assert "WARNING" in result.stderr and "frames 1073-99999 are outside" in result.stderr
+        result = vfxswap("convert", short_movie[0], "-m", model, "-o", tmp_path / "b.####.png", "--frames", "999-1001",
+                         "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        assert "frames 999-1000 are outside" in result.stderr
+        assert sorted(p.name for p in tmp_path.glob("b.*.png")) == ["b.1001.png"]
+        settings = json.loads((tmp_path / "b.vfxswap.json").read_text())["settings"]
+        assert settings["frames"] == "1001"  # the frames converted, not the typo
+
+    def test_empty_frames_is_refused(self, model, short_movie, tmp_path):
+        result = vfxswap("convert", short_movie[0], "-m", model, "-o", tmp_path / "o.mp4", "--frames", "")
+        assert_one_line_error(result, 2, "--frames is empty")
+        assert not list(tmp_path.iterdir())
+
+
+def _interrupt(args: list, ready: Callable[[], bool]) -> subprocess.CompletedProcess:
+    """Run ``vfxswap convert ARGS``, send SIGINT once ``ready()`` holds, return its result."""
+    proc = subprocess.Popen([sys.executable, "-m", "vfxswap.cli", "convert", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not ready():
+        time.sleep(0.02)
+    assert proc.poll() is None, "the convert finished before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+class TestInterruptedConvert:
+    def test_sequence_says_skip_existing(self, model, tmp_path):
+        result = _interrupt([PLATE, "-m", model, "-o", tmp_path / "f.####.png", "--progress", "none"],
+                            lambda: (tmp_path / "f.1002.png").exists())
+        assert result.returncode == 130, result.stderr
+        assert "rerun with --skip-existing" in result.stderr and "--resume" not in result.stderr
+
+    def test_movie_says_rerun(self, model, tmp_path):
+        out = tmp_path / "swap.mp4"
+        result = _interrupt([PLATE, "-m", model, "-o", out, "--matte", tmp_path / "m.####.png", "--progress", "none"],
+                            lambda: (tmp_path / "m.1002.png").exists())
+        assert result.returncode == 130, result.stderr
+        assert "was not saved; rerun the command" in result.stderr and "--resume" not in result.stderr
+        assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def _patch_lines(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "patches.jsonl").read_text().splitlines()]
+
+
+class TestSharedSideFiles:
+    def test_overlapping_chunks_at_once_share_the_settings_and_patches(self, model, tmp_path):
+        """Two farm chunks of one PNG sequence, overlapping, started together: every frame, one
+        settings file naming all of them, one index line per patch, no temp left."""
+        out, patches = tmp_path / "seq" / "f.####.png", tmp_path / "patches"
+        common = ["-m", model, "-o", out, "--patches", patches, "--faces", "largest", "--progress", "none"]
+        procs = [subprocess.Popen([sys.executable, "-m", "vfxswap.cli", "convert", str(PLATE), "--frames", frames,
+                                   *map(str, common)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for frames in ("1001-1030", "1021-1050")]
+        for proc in procs:
+            stdout, stderr = proc.communicate(timeout=600)
+            assert proc.returncode == 0, stderr
+        names = sorted(p.name for p in out.parent.glob("f.*.png"))
+        assert names == [f"f.{n}.png" for n in range(1001, 1051)]
+        settings = json.loads((out.parent / "f.vfxswap.json").read_text())
+        assert settings["settings"]["frames"] == "1001-1050"
+        lines = _patch_lines(patches)  # frames both chunks converted may hold a patch of each (track ids are per run)
+        frames = [x["frame"] for x in lines]
+        assert frames == sorted(frames) and set(frames) == set(range(1001, 1051))
+        assert len({x["patch"] for x in lines}) == len(lines) and len(lines) <= 50 + 10
+        assert all((patches / x["patch"]).is_file() for x in lines)
+        assert not list(tmp_path.rglob(".tmp-*"))
+
+    def test_rerun_into_the_same_patches_folder_keeps_one_line_per_patch(self, model, tmp_path):
+        common = ["-m", model, "--patches", tmp_path / "patches", "--faces", "largest", "--progress", "none"]
+        for frames in ("1001-1004", "1001-1004", "1003-1006"):
+            result = vfxswap("convert", PLATE_SEQ, "-o", tmp_path / "f.####.png", "--frames", frames, *common)
+            assert result.returncode == 0, result.stderr
+        lines = _patch_lines(tmp_path / "patches")
+        assert [x["frame"] for x in lines] == list(range(1001, 1007))
+        assert len({x["patch"] for x in lines}) == 6
+        assert json.loads((tmp_path / "f.vfxswap.json").read_text())["settings"]["frames"] == "1001-1006"
+
+    def test_symlink_at_patches_index_is_not_written_through(self, model, tmp_path):
+        victim = tmp_path / "victim.txt"
+        victim.write_text("not yours\n")
+        (tmp_path / "patches").mkdir()
+        (tmp_path / "patches" / "patches.jsonl").symlink_to(victim)
+        result = vfxswap("convert", PLATE_SEQ, "-m", model, "-o", tmp_path / "f.####.png", "--frames", "1001-1002",
+                         "--patches", tmp_path / "patches", "--progress", "none")
+        assert_one_line_error(result, 1, "patches.jsonl", "symlink")
+        assert victim.read_text() == "not yours\n"
+        assert not list(tmp_path.glob("f.*.png"))
+
+
+class TestConfigFileValues:
+    """Issue 15 item 14: every `--config` value is type- and range-checked against ConvertConfig's schema."""
+
+    @pytest.mark.parametrize("toml, fragments", [
+        (b"feather = [1,2]\n", ("bad.toml: feather must be an integer in 0..256, got [1, 2]",)),
+        (b"erode = {a=1}\n", ("bad.toml: erode must be an integer in -128..128, got {\"a\": 1}",)),
+        (b"smooth = 1e9\n", ("bad.toml: smooth must be an integer in 0..100, got 1000000000.0",)),
+        (b"smooth = 1000000000\n", ("bad.toml: smooth must be an integer in 0..100, got 1000000000",)),
+        (b"feather = true\n", ("bad.toml: feather must be an integer in 0..256, got true",)),
+        (b"[convert]\nbatch = 1.5\n", ("bad.toml: batch must be an integer in 1..1024, got 1.5",)),
+        (b"detect_scale = nan\n", ("bad.toml: detect_scale must be a number in (0, 1], got NaN",)),
+        (b"faces = \"most\"\n", ("bad.toml: faces must be one of all, largest, reference, got \"most\"",)),
+        (b"skip_existing = 1\n", ("bad.toml: skip_existing must be true or false, got 1",)),
+        (b"progress = \"fancy\"\n", ("bad.toml: progress must be one of auto, ", "got \"fancy\"")),
+        (b"convert = 5\n", ("bad.toml: convert must be a table of settings",)),
+        (b"color = \"mkl\"\n# caf\xe9\n", ("bad.toml is not UTF-8 text (byte 19): save it as UTF-8",)),
+    ], ids=["list", "table", "float-1e9", "int-1e9", "bool-for-int", "float-for-int", "nan", "choice", "int-for-bool",
+            "argparse-choice", "not-a-table", "latin-1"])
+    def test_bad_values_are_one_line_usage_errors(self, tmp_path, toml, fragments):
+        (tmp_path / "bad.toml").write_bytes(toml)
+        result = vfxswap("convert", PLATE_SEQ, "-m", MODEL, "-o", tmp_path / "o.####.png", "--config", tmp_path / "bad.toml")
+        assert_one_line_error(result, 2, *fragments)
+        assert not list(tmp_path.glob("o.*"))
+
+    def test_in_process_main_gives_the_same_error(self, tmp_path, capsys):
+        from vfxswap.cli import main
+
+        (tmp_path / "bad.toml").write_text("feather = [1,2]\n")
+        code = main(["convert", str(PLATE_SEQ), "-m", str(MODEL), "-o", str(tmp_path / "o.####.png"),
+                     "--config", str(tmp_path / "bad.toml")])
+        err = capsys.readouterr().err
+        assert code == 2 and err == f"vfxswap: error: --config {tmp_path / 'bad.toml'}: feather must be an integer " \
+                                    "in 0..256, got [1, 2]\n"
+
+    def test_valid_values_of_every_kind_are_accepted(self, model, tmp_path):
+        (tmp_path / "ok.toml").write_text('[convert]\nfeather = 6\nerode = -2\nsmooth = 0\nidentity_threshold = 1\n'
+                                          'detect_scale = 1\nskip_existing = true\nface_backend = "dlib"\n'
+                                          'progress = "none"\nframes = "1001-1002"\n')
+        result = vfxswap("convert", PLATE_SEQ, "-m", model, "-o", tmp_path / "o.####.png", "--config", tmp_path / "ok.toml")
+        assert result.returncode == 0, result.stderr
+        settings = json.loads((tmp_path / "o.vfxswap.json").read_text())["settings"]
+        assert (settings["feather"], settings["erode"], settings["smooth"], settings["skip_existing"]) == (6, -2, 0, True)
+        assert settings["identity_threshold"] == 1 and settings["detect_scale"] == 1
+
+    def test_flags_are_checked_by_the_same_schema(self, tmp_path):
+        result = vfxswap("convert", PLATE_SEQ, "-m", MODEL, "-o", tmp_path / "o.####.png", "--smooth", "101")
+        assert_one_line_error(result, 2, "--smooth must be <= 100, got 101")
+
+
+class TestCorruptCachedOnnxExport:
+    """Issue 15 item 16: a damaged MODEL/export/swap.onnx is exported again, not a failed convert."""
+
+    @pytest.mark.parametrize("backend", ["onnxruntime", "auto"])
+    def test_garbage_export_is_rebuilt_and_converts(self, demo_model, tmp_path, backend):
+        import shutil
+
+        onnx = pytest.importorskip("onnx")
+        pytest.importorskip("onnxruntime")
+        model = tmp_path / "model"
+        shutil.copytree(demo_model, model, ignore=shutil.ignore_patterns("export"))
+        (model / "export").mkdir()
+        (model / "export" / "swap.onnx").write_bytes(np.random.default_rng(1).bytes(5000))
+        result = vfxswap("convert", PLATE_SEQ, "-m", model, "-o", tmp_path / "o.####.png", "--frames", "1001-1002",
+                         "--backend", backend, "--device", "cpu", "--progress", "none")
+        assert result.returncode == 0, result.stderr
+        assert "converted 2 frames" in result.stdout
+        assert "is not an ONNX model" in result.stderr and "exporting it again" in result.stderr
+        onnx.checker.check_model(onnx.load(str(model / "export" / "swap.onnx")))

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vfxswap.atomic import is_temp_name
 from vfxswap.faces.analysis import identity_distance
 from vfxswap.faces.faceset import read_faceset
 from vfxswap.faces.identity import reference_embeddings
@@ -37,6 +38,26 @@ def assert_one_line_error(result: subprocess.CompletedProcess, code: int, *fragm
     assert len(lines) == 1 and lines[0].startswith("vfxswap: error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+def _copy_frames(folder: Path, numbers) -> Path:
+    """Copy frames ``numbers`` of the sample sequence into ``folder``; returns its #### pattern."""
+    folder.mkdir(exist_ok=True)
+    for n in numbers:
+        shutil.copy(PLATE_SEQ.parent / f"plate.{n}.png", folder)
+    return folder / "plate.####.png"
+
+
+def _assert_consistent(faceset: Path, faces: int) -> None:
+    """``faces`` records, each index once, each (frame, track) once, every crop decodes; info exits 0."""
+    records = read_faceset(faceset)
+    assert len(records) == faces
+    assert sorted(r.index for r in records) == list(range(faces))
+    assert len({(r.frame, r.track) for r in records}) == faces
+    info = vfxswap("faceset", "info", faceset, "--json")
+    assert info.returncode == 0, info.stderr
+    summary = json.loads(info.stdout)
+    assert not summary["damaged"] and summary["unreadable_crops"] == 0 and summary["duplicate_indices"] == 0
 
 
 def _file_state(folder: Path) -> dict[str, bytes]:
@@ -153,6 +174,86 @@ class TestResume:
         assert not list((out / "faces").glob(".tmp-*"))
         # records committed before the kill are untouched
         assert [r.to_json() for r in records[:len(partial)]] == [r.to_json() for r in partial]
+        # the tracks carry on across the kill: the same six ids and embeddings as the uninterrupted run
+        assert {(r.frame, r.track) for r in records} == expected
+        full_embedding = {r.track: r.embedding for r in read_faceset(full)}
+        for r in records:
+            np.testing.assert_allclose(r.embedding, full_embedding[r.track], atol=1e-5)
+
+    def test_resume_continues_the_tracks_of_the_last_committed_frame(self, tmp_path):
+        """An extract that stopped after frame 1006 of eight, resumed once 1007-1008 are there, gets the
+        tracks of an uninterrupted extract (1007-1008 are tracked from the re-read frame 1006)."""
+        whole = vfxswap("extract", _copy_frames(tmp_path / "whole", range(1001, 1009)), "-o", tmp_path / "fs_whole",
+                        "--every", "4", "--size", "128", "--progress", "none")
+        assert whole.returncode == 0, whole.stderr
+        pattern = _copy_frames(tmp_path / "part", range(1001, 1007))
+        first = vfxswap("extract", pattern, "-o", tmp_path / "fs", "--every", "4", "--size", "128", "--progress", "none")
+        assert first.returncode == 0, first.stderr
+        _copy_frames(tmp_path / "part", [1007, 1008])
+        resumed = vfxswap("extract", pattern, "-o", tmp_path / "fs", "--every", "4", "--size", "128", "--resume",
+                          "--progress", "none")
+        assert resumed.returncode == 0, resumed.stderr
+        assert "extracted 12 faces from 2 frames (6 tracks)" in resumed.stdout
+
+        expected = {(r.frame, r.track): r for r in read_faceset(tmp_path / "fs_whole")}
+        got = {(r.frame, r.track): r for r in read_faceset(tmp_path / "fs")}
+        assert {r.track for r in got.values()} == {r.track for r in expected.values()} == set(range(6))
+        assert got.keys() == expected.keys()
+        for key, r in got.items():
+            np.testing.assert_allclose(r.landmarks, expected[key].landmarks, atol=0.5)
+            np.testing.assert_allclose(r.embedding, expected[key].embedding, atol=1e-5)
+        _assert_consistent(tmp_path / "fs", 48)
+
+
+class TestConcurrentWriters:
+    @pytest.mark.parametrize("second", [["--resume"], []], ids=["resume", "plain"])
+    def test_a_second_extract_into_a_busy_faceset_fails_cleanly(self, tmp_path, second):
+        out = tmp_path / "fs"
+        # --every 1 keeps the first extract busy for a while (a detection on every frame)
+        first = subprocess.Popen([sys.executable, "-m", "vfxswap.cli", "extract", str(PLATE), "-o", str(out),
+                                  "--every", "1", "--progress", "none"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        records_file = out / "faceset.jsonl"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and first.poll() is None:
+            if records_file.exists() and records_file.read_bytes().count(b"\n") >= 6:
+                break
+            time.sleep(0.02)
+        result = vfxswap("extract", PLATE, "-o", out, *second, "--progress", "none")
+        assert first.poll() is None, "the first extract must still be running"
+        assert_one_line_error(result, 1, "another process is writing the faceset", str(out))
+        stdout, stderr = first.communicate(timeout=300)
+        assert first.returncode == 0, stderr
+        assert "extracted 432 faces from 72 frames" in stdout
+        _assert_consistent(out, 72 * 6)
+
+
+class TestUnsafeOutput:
+    def test_records_file_symlink_is_refused(self, tmp_path):
+        out = tmp_path / "fs"
+        out.mkdir()
+        victim = tmp_path / "victim.jsonl"
+        victim.write_bytes(b"")
+        os.symlink(victim, out / "faceset.jsonl")
+        for resume in ([], ["--resume"]):
+            assert_one_line_error(vfxswap("extract", PLATE_SEQ, "-o", out, *resume), 1, "faceset.jsonl", "symlink")
+        assert victim.read_bytes() == b"" and (out / "faceset.jsonl").is_symlink()
+        assert not list((out / "faces").iterdir())
+
+    def test_disk_full_fails_cleanly_and_resumes(self, small_disk):
+        folder, fill = small_disk
+        out = folder / "fs"
+        fill(400_000)  # room for a dozen 128 px crops of the 48
+        args = ("extract", PLATE_SEQ, "-o", out, "--size", "128", "--progress", "none")
+        assert_one_line_error(vfxswap(*args), 1, "No space left on device")
+        assert not [p for p in out.rglob("*") if is_temp_name(p.name)]
+        partial = read_faceset(out)  # the faceset opens cleanly: whole frames only
+        assert len(partial) < 48 and len(partial) % 6 == 0
+        assert vfxswap("faceset", "info", out).returncode == 0
+        (folder / "ballast").unlink()
+        result = vfxswap(*args, "--resume")
+        assert result.returncode == 0, result.stderr
+        _assert_consistent(out, 48)
 
 
 class TestBadInput:
@@ -190,6 +291,50 @@ class TestBadInput:
         assert_one_line_error(vfxswap("faceset", "info", fs), 3, "line 6 is corrupt")
         assert_one_line_error(vfxswap("extract", PLATE, "-o", fs, "--resume"), 3, "line 6 is corrupt")
         assert _file_state(fs) == before
+
+    def test_truncated_png_in_a_folder(self, tmp_path):
+        folder = tmp_path / "stills"
+        _copy_frames(folder, [1001, 1002])
+        cut = folder / "plate.1002.png"
+        cut.write_bytes(cut.read_bytes()[:30000])
+        result = vfxswap("extract", folder, "-o", tmp_path / "fs", "--progress", "none")
+        assert_one_line_error(result, 3, "plate.1002.png", "truncated")
+        assert "libpng" not in result.stderr
+
+    @pytest.mark.parametrize("damage", [lambda d: d[:len(d) // 3], lambda d: b"", lambda d: os.urandom(4000)],
+                             ids=["truncated", "zero-byte", "random-bytes"])
+    def test_unreadable_reference_png(self, tmp_path, damage):
+        ref = tmp_path / "ref.png"
+        ref.write_bytes(damage(REFERENCE.read_bytes()))
+        result = vfxswap("extract", PLATE_SEQ, "-o", tmp_path / "fs", "--reference", ref)
+        assert_one_line_error(result, 3, "ref.png")
+        assert "libpng" not in result.stderr
+
+    def test_faceset_with_nan_landmarks(self, tmp_path, reference_faceset):
+        fs = tmp_path / "fs"
+        shutil.copytree(reference_faceset, fs)
+        lines = (fs / "faceset.jsonl").read_text().splitlines(keepends=True)
+        record = json.loads(lines[5])
+        record["landmarks"][30][0] = "NAN"
+        lines[5] = json.dumps(record).replace('"NAN"', "NaN") + "\n"
+        (fs / "faceset.jsonl").write_text("".join(lines))
+        assert_one_line_error(vfxswap("faceset", "info", fs), 3, "line 6 is corrupt", "NaN")
+
+    def test_faceset_info_finds_damage(self, tmp_path, reference_faceset):
+        fs = tmp_path / "fs"
+        shutil.copytree(reference_faceset, fs)
+        lines = (fs / "faceset.jsonl").read_text().splitlines(keepends=True)
+        (fs / "faceset.jsonl").write_text("".join(lines + lines[40:42]))  # two indices claimed twice
+        crops = [fs / read_faceset(fs)[i].crop_name for i in (3, 4, 5)]
+        crops[0].write_bytes(b"")
+        crops[1].write_bytes(crops[1].read_bytes()[:500])
+        crops[2].write_bytes(os.urandom(2000))
+        result = vfxswap("faceset", "info", fs)
+        assert_one_line_error(result, 3, "is damaged (2 indices claimed more than once, 3 crops unreadable)")
+        assert "damage    index 40 is claimed by 2 records" in result.stdout
+        assert "damage    faces/00000004.png is truncated" in result.stdout
+        summary = json.loads(vfxswap("faceset", "info", fs, "--json").stdout)
+        assert (summary["duplicate_indices"], summary["unreadable_crops"], summary["missing_crops"]) == (2, 3, 0)
 
     def test_unwritable_output(self, tmp_path):
         blocker = tmp_path / "file"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import av
@@ -39,6 +42,37 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
 @pytest.fixture(scope="module")
 def model(demo_model) -> Path:
     return demo_model
+
+
+def _children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its new parent to reap it counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _wait_for(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 class TestShellPlan:
@@ -113,6 +147,35 @@ class TestRunPlan:
         assert_one_line_error(run, 1, "task out.1001-1002 failed after 2 attempts (exit 3)", "no such file")
         log = (tmp_path / "logs" / "out.1001-1002.log").read_text()
         assert log.count("=== attempt") == 2 and log.count("=== exit 3") == 2
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal is Linux's")
+    @pytest.mark.parametrize(("sig", "code"), [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 130)])
+    def test_a_killed_run_plan_takes_its_convert_task_with_it(self, model, tmp_path, sig, code):
+        plan = tmp_path / "plan.json"
+        # a silent task (no progress lines): one that prints would die of a broken pipe with run-plan anyway
+        made = vfxswap("plan", PLATE, "-m", model, "-o", tmp_path / "out" / "out.####.png", "--chunk", "72",
+                       "--progress", "none", "--plan-out", plan, *CONVERT)
+        assert made.returncode == 0, made.stderr
+        runner = subprocess.Popen([sys.executable, "-m", "vfxswap.cli", "run-plan", str(plan), "--progress", "none",
+                                   "--logs", str(tmp_path / "logs")], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        child = None
+        try:
+            child = _wait_for(lambda: next(iter(_children(runner.pid)), None), 120, "the convert task to start")
+            _wait_for(lambda: any((tmp_path / "out").glob("out.*.png")), 120, "the first converted frame")
+            assert _alive(child)
+            runner.send_signal(sig)  # SIGKILL: run-plan gets no chance to stop its task itself
+            assert runner.wait(timeout=60) == code
+            _wait_for(lambda: not _alive(child), 30, f"convert task {child} to die with run-plan")
+        finally:
+            for pid in (runner.pid, child):
+                if pid is not None and _alive(pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            runner.wait(timeout=30)
+        frames = sorted((tmp_path / "out").glob("out.*.png"))
+        assert 0 < len(frames) < 72  # stopped mid-shot, not finished
+        assert all(cv2.imread(str(f)) is not None for f in frames)  # what it left under final names is whole
 
     def test_a_malformed_plan_is_refused(self, tmp_path):
         plan = tmp_path / "plan.json"

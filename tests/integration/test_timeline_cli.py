@@ -197,6 +197,49 @@ class TestEdl:
         assert "* FROM CLIP: plate.mp4" in written  # the clip that was not converted
 
 
+    def test_an_edl_at_23_976_relinks_at_the_exact_rate_with_media_beside_the_cut(self, conformed, tmp_path):
+        (tmp_path / "plate.mp4").symlink_to(PLATE)  # the editor's path is gone; the file sits beside the cut
+        edl = tmp_path / "cut.edl"
+        edl.write_text("TITLE: ntsc\nFCM: NON-DROP FRAME\n\n"
+                       "001  plate    V     C        01:00:00:10 01:00:00:20 00:00:00:00 00:00:00:10\n"
+                       "* FROM CLIP NAME: sh010\n* FROM CLIP: /Volumes/editorial/plate.mp4\n")
+        out = tmp_path / "cut_swapped.otio"
+        result = vfxswap("timeline", edl, "--rate", "23.976", "-o", out, "--output-dir", conformed["media"],
+                         "--ext", "png", "--relink-only")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert re.search(r"^converted +V/sh010: 1011-1020 -> .*plate_vfxswap.####.png$", result.stdout, re.M)
+        (c,) = otio.adapters.read_from_file(str(out)).find_clips()
+        ntsc = 24000 / 1001
+        assert c.source_range == TR(RT(TC0 + 10, ntsc), RT(10, ntsc))
+        assert c.media_reference.rate == ntsc and c.media_reference.frame_for_time(c.source_range.start_time) == 1011
+        assert c.metadata[VFXSWAP_KEY]["source"] == str(tmp_path / "plate.mp4")
+
+    @pytest.mark.parametrize("command", ["timeline", "plan"])
+    def test_ntsc_rates_as_decimals_or_fractions_in_every_command(self, command, tmp_path):
+        edl = tmp_path / "cut.edl"
+        edl.write_text("TITLE: ntsc\n001  plate    V     C        01:00:00:10 01:00:00:20 00:00:00:00 00:00:00:10\n"
+                       "* FROM CLIP NAME: sh010\n* FROM CLIP: plate.mp4\n")
+        extra = ["--dry-run"] if command == "timeline" else ["-m", MODEL, "--chunk", "100"]
+        outputs = set()
+        for rate in ("24", "23.976", "23.98", "24000/1001"):
+            result = vfxswap(command, edl, "--rate", rate, "--media-dir", SAMPLES, *extra)
+            assert result.returncode == 0, (rate, result.stderr)
+            outputs.add(result.stdout)
+        assert len(outputs) == 1 and "1011-1020" in outputs.pop()  # the same frames at 24 and 23.976
+        for rate, fragment in (("fast", "bad frame rate 'fast'"), ("0", "must be > 0"), ("24/0", "bad frame rate"),
+                               ("119.88", "EDL timecode cannot count at this rate")):
+            assert_one_line_error(vfxswap(command, edl, "--rate", rate, "--media-dir", SAMPLES, *extra), 2, fragment)
+
+    def test_an_edl_the_adapter_crashes_on_is_a_one_line_error(self, tmp_path):
+        edl = tmp_path / "dup.edl"
+        edl.write_text("TITLE: dup\nFCM: NON-DROP FRAME\n\n"
+                       "001  AX       V     C        01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n"
+                       "001  AX       A     C        01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n"
+                       "* FROM CLIP NAME: plate.mp4\n")
+        assert_one_line_error(vfxswap("timeline", edl, "--dry-run"), 3, f"cannot read {edl}: the cmx_3600 adapter "
+                              "crashed", "the EDL is malformed", "numbered 001", "export the cut again")
+
+
 class TestNoFace:
     def test_a_clip_without_faces_is_reported_and_left_as_is(self, model, tmp_path):
         cut = tmp_path / "cut.otio"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from vfxswap.extract import _detection_due
 
 
-def _detected(numbers, every, kind="sequence"):
-    due = _detection_due(every, kind)
+def _detected(numbers, every, kind="sequence", **resume):
+    due = _detection_due(every, kind, **resume)
     return [n for n in numbers if due(n)]
 
 
@@ -23,3 +23,11 @@ def test_a_gap_in_the_numbering_restarts_detection():
 
 def test_stills_are_always_detected():
     assert _detected([0, 1, 2, 3], 5, kind="stills") == [0, 1, 2, 3]
+
+
+def test_a_resumed_run_keeps_the_schedule_of_an_uninterrupted_one():
+    whole = _detected(range(1001, 1020), 4)
+    for last in range(1001, 1019):  # interrupted after frame `last`, resumed after it
+        rest = _detected(range(last + 1, 1020), 4, after=last, first=1001)
+        assert rest == [n for n in whole if n > last]
+    assert _detected([7, 8], 4, kind="stills", after=6) == [7, 8]

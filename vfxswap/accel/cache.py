@@ -20,10 +20,11 @@ tensor-subclass weights and constants with ``torch.load(weights_only=False)``, "
 ``pickle.loads``, falls back to ``weights_only=False`` for sample inputs that fail the safe loader,
 reads an older zip layout the same way, and dlopens AOTInductor libraries found in the archive. A
 plain pickle renamed ``.ep`` is not executed by it (it is not a zip, so both readers fail), but a
-crafted archive would be. So :func:`check_program_file` inspects the archive statically first (zip
-entries, JSON configs, pickle opcodes; nothing is unpickled or imported) and refuses anything that
-would run pickle code outside an allow-list; the cache treats a refused or unreadable file as
-corrupt: it logs it, deletes it and rebuilds.
+crafted archive would be. So :func:`check_program_file` inspects the archive statically first (every
+zip entry, read through torch's own archive reader; JSON configs; pickle opcodes; nothing is
+unpickled or imported) and refuses anything that would run pickle code outside an allow-list, and
+any two entries of one name; :func:`load_program` then loads the very bytes it checked. The cache
+treats a refused or unreadable file as corrupt: it logs it, deletes it and rebuilds.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..atomic import remove_quietly, replace_atomically
-from ..errors import OutputError, VfxSwapError, one_line
+from ..atomic import acquire_lock, remove_quietly, replace_atomically
+from ..errors import EngineError, ModelError, OutputError, VfxSwapError, one_line
 from ..model.card import ModelCard
 
 if TYPE_CHECKING:
@@ -69,8 +70,8 @@ Build = Callable[[], "ExportedProgram | Callable[[Path], object]"]
 Check = Callable[["ExportedProgram"], Mapping[str, float]]
 
 
-class CorruptProgram(VfxSwapError):
-    """A cached program file that is unreadable, truncated, or would run code when loaded."""
+class CorruptProgram(ModelError):
+    """A program file that is unreadable, truncated, or would run code when loaded (exit 3)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,48 +186,91 @@ def check_program_file(path: str | os.PathLike, *, allowed_globals: frozenset[st
     constants (``custom_obj_*``, read by TorchScript's unpickler, which only builds registered
     TorchBind classes and tensors) are any, and whose opaque constants (``opaque_obj_*``, read with
     ``pickle.loads``) import nothing outside ``allowed_globals``. Refused: anything else, including
-    a plain pickle, the pre-2.7 zip layout, pickled tensor subclasses and AOTInductor libraries.
+    a plain pickle, the pre-2.7 zip layout, pickled tensor subclasses, AOTInductor libraries and an
+    archive holding two entries of one name (torch's zip reader matches names ignoring case and
+    reads the first, Python's ``zipfile`` the last: a checker and a loader would see different files).
 
     Raises:
         CorruptProgram: with the reason.
     """
+    check_program_bytes(_read_program(path), allowed_globals=allowed_globals)
+
+
+def check_program_bytes(data: bytes, *, allowed_globals: frozenset[str] = frozenset()) -> None:
+    """:func:`check_program_file` of a program already read into memory.
+
+    Every zip entry is listed (``ZipFile.infolist()``: duplicates included); the entries are then
+    read through torch's own archive reader, so what is checked is what ``torch.export.load`` reads.
+    """
+    from torch.export.pt2_archive import PT2ArchiveReader
+
     try:
-        archive = zipfile.ZipFile(path)
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = [info.filename for info in archive.infolist()]
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise CorruptProgram(f"not a torch.export archive ({one_line(exc)})") from None
-    with archive:
-        try:
-            _check_archive(archive, allowed_globals)
-        except (KeyError, ValueError, TypeError, AttributeError, zipfile.BadZipFile, OSError) as exc:
-            raise CorruptProgram(f"malformed torch.export archive ({type(exc).__name__}: {one_line(exc)})") from None
-
-
-def _check_archive(archive: zipfile.ZipFile, allowed_globals: frozenset[str]) -> None:
-    names = archive.namelist()
+    _refuse_duplicates(names)
     roots = {n.split("/", 1)[0] for n in names}
     if len(roots) != 1 or any("/" not in n for n in names):
         raise CorruptProgram("not a torch.export archive (expected one top-level folder)")
     root = roots.pop() + "/"
-    entries = {n[len(root):]: n for n in names}
+    try:
+        reader = PT2ArchiveReader(io.BytesIO(data))
+        records = list(reader.get_file_names())
+    except Exception as exc:  # torch's reader raises RuntimeError or AssertionError (archive_format)
+        raise CorruptProgram(f"not a PT2 archive ({type(exc).__name__}: {one_line(exc)})") from None
+    _refuse_duplicates(records)
+    if sorted(records) != sorted(n[len(root):] for n in names):
+        raise CorruptProgram("its zip entries read differently in torch's reader and in Python's")
+    try:
+        _check_archive(records, reader.read_bytes, allowed_globals)
+    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError, OSError) as exc:
+        raise CorruptProgram(f"malformed torch.export archive ({type(exc).__name__}: {one_line(exc)})") from None
+
+
+def _read_program(path: str | os.PathLike) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise CorruptProgram(f"cannot read it ({one_line(exc)})") from None
+
+
+def _refuse_duplicates(names: list[str]) -> None:
+    """Refuse two zip entries whose names differ at most in case (torch's reader ignores case)."""
+    seen: set[str] = set()
+    for name in names:
+        folded = name.casefold()
+        if folded in seen:
+            raise CorruptProgram(f"it holds more than one zip entry named {name} (a crafted archive)")
+        seen.add(folded)
+
+
+def _check_archive(names: list[str], read_entry: Callable[[str], bytes], allowed_globals: frozenset[str]) -> None:
+    """Check the archive whose entries (relative to its top folder) are ``names``, read with ``read_entry``."""
+    entries = set(names)
 
     def read(rel: str) -> bytes:
         if rel not in entries:
             raise CorruptProgram(f"not a torch.export archive ({rel} is missing)")
-        return archive.read(entries[rel])
+        return read_entry(rel)
 
     if read("archive_format").strip() != b"pt2":
         raise CorruptProgram("not a PT2 archive (older torch.export layouts are read with pickle)")
     native = sorted(n for n in entries if n.startswith(_NATIVE_DIRS))
     if native:
         raise CorruptProgram(f"it holds native code or foreign payloads ({native[0]})")
-    models = [n[len("models/"):-len(".json")] for n in entries if n.startswith("models/") and n.endswith(".json")]
+    model_files = sorted(n for n in entries if n.startswith("models/"))  # torch loads every entry there
+    odd = [n for n in model_files if not n.endswith(".json")]
+    if odd:
+        raise CorruptProgram(f"not a torch.export archive (unexpected entry {odd[0]})")
+    models = [n[len("models/"):-len(".json")] for n in model_files]
     if not models:
         raise CorruptProgram("not a torch.export archive (no models/*.json)")
     for model in models:
         for legacy in (f"data/weights/{model}.pt", f"data/constants/{model}.pt"):
             if legacy in entries:
                 raise CorruptProgram(f"it stores {legacy} in the legacy pickled layout")
-        _check_torch_pickle(read(f"data/sample_inputs/{model}.pt"), f"data/sample_inputs/{model}.pt")
+        read(f"data/sample_inputs/{model}.pt")  # must exist; checked below with every other pickle
         weights = json.loads(read(f"data/weights/{model}_weights_config.json"))["config"]
         for fqn, meta in weights.items():
             if meta["use_pickle"]:
@@ -240,11 +284,16 @@ def _check_archive(archive: zipfile.ZipFile, allowed_globals: frozenset[str]) ->
             elif path_name.startswith("custom_obj_"):
                 continue  # TorchScript's unpickler: registered TorchBind classes only
             elif path_name.startswith("opaque_obj_"):
-                unsafe = sorted(pickle_globals(read(f"data/constants/{path_name}")) - allowed_globals)
-                if unsafe:
-                    raise CorruptProgram(f"constant {fqn} would import {', '.join(unsafe[:3])} when loaded")
+                read(f"data/constants/{path_name}")  # must exist; checked below
             else:
                 raise CorruptProgram(f"constant {fqn} has an unknown payload kind ({path_name})")
+    for name in sorted(entries):  # every entry torch reads with an unpickler, named by a config or not
+        if name.startswith("data/sample_inputs/"):
+            _check_torch_pickle(read(name), name)
+        elif name.startswith("data/constants/opaque_obj_"):
+            unsafe = sorted(pickle_globals(read(name)) - allowed_globals)
+            if unsafe:
+                raise CorruptProgram(f"constant {name} would import {', '.join(unsafe[:3])} when loaded")
 
 
 def _check_torch_pickle(data: bytes, where: str) -> None:
@@ -259,18 +308,26 @@ def _check_torch_pickle(data: bytes, where: str) -> None:
 
 
 def load_program(path: str | os.PathLike, *, allowed_globals: frozenset[str] = frozenset()) -> ExportedProgram:
-    """:func:`check_program_file`, then ``torch.export.load`` (from an open file, which torch prefers
-    to a name not ending in ``.pt2``).
+    """Read ``path`` once, :func:`check_program_bytes` it, then ``torch.export.load`` those same bytes
+    (so the file cannot change between the check and the load).
 
     Raises:
-        CorruptProgram: the file is refused or torch cannot read it.
+        CorruptProgram: the file is refused or torch cannot read it (one line, with the path).
     """
+    try:
+        return _load_checked(path, allowed_globals)
+    except CorruptProgram as exc:
+        raise CorruptProgram(f"{path} was not loaded: {exc}; delete it (a cached program is rebuilt "
+                             "when missing) or replace it with one you exported") from None
+
+
+def _load_checked(path: str | os.PathLike, allowed_globals: frozenset[str]) -> ExportedProgram:
     import torch
 
-    check_program_file(path, allowed_globals=allowed_globals)
+    data = _read_program(path)
+    check_program_bytes(data, allowed_globals=allowed_globals)
     try:
-        with open(path, "rb") as f:
-            return torch.export.load(f)
+        return torch.export.load(io.BytesIO(data))
     except Exception as exc:  # torch raises RuntimeError, KeyError, ValueError, SerializeError, ...
         raise CorruptProgram(f"torch.export.load failed ({type(exc).__name__}: {one_line(exc)})") from None
 
@@ -316,7 +373,7 @@ class ProgramCache:
                 raise CorruptProgram(f"its record {record_path.name} is unreadable ({one_line(exc)})") from None
             if not isinstance(record, dict) or record.get("key") != json.loads(canonical_json(key)):
                 raise CorruptProgram(f"its record {record_path.name} holds another key")
-            program = load_program(program_path, allowed_globals=self.allowed_globals)
+            program = _load_checked(program_path, self.allowed_globals)
         except CorruptProgram as exc:
             log.warning("cached program %s is unusable: %s; rebuilding it", program_path, exc)
             for path in (program_path, record_path):
@@ -354,7 +411,10 @@ class ProgramCache:
             replace_atomically(program_path, lambda tmp: _write_program(built, tmp))
             seconds = time.perf_counter() - start
             try:
-                program = load_program(program_path, allowed_globals=self.allowed_globals)
+                try:
+                    program = _load_checked(program_path, self.allowed_globals)
+                except CorruptProgram as exc:  # our own build: an engine failure, not a bad input
+                    raise EngineError(f"the program just built into {program_path} does not load back: {exc}") from None
                 diffs = dict(check(program)) if check is not None else {}
             except BaseException:
                 remove_quietly(program_path)
@@ -427,26 +487,15 @@ def _write_program(built: ExportedProgram | Callable[[Path], object], path: Path
 
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``lock_path`` (fcntl.flock); without one (no fcntl, a file system
-    that refuses it) carry on unlocked: the lock only saves duplicate builds."""
+    """Hold an exclusive lock on ``lock_path``; without one (no fcntl, a folder we cannot write)
+    carry on unlocked: the lock only saves duplicate builds."""
+    name = lock_path.name.removesuffix(".lock").lstrip(".")
     try:
-        import fcntl
-    except ImportError:
-        yield
-        return
+        fd = acquire_lock(lock_path, on_wait=lambda: log.info("waiting for another process building %s", name))
+    except OutputError:
+        fd = None
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError:
-        yield
-        return
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            log.info("waiting for another process building %s", lock_path.name.removesuffix(".lock").lstrip("."))
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            pass
         yield
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)

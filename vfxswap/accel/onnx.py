@@ -2,7 +2,8 @@
 
 It runs ``MODEL/export/swap.onnx``; when that file is missing or was exported from other weights, it
 exports it first (``vfxswap export`` does the same, checked against PyTorch). The export is keyed by
-the weights file's size and modification time stored in the ONNX metadata.
+the weights file's size and modification time stored in the ONNX metadata. The export is a cache: one
+that cannot be read or that ONNX Runtime cannot load is logged, deleted and exported again.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import EngineError, OutputError
+from ..atomic import remove_quietly
+from ..errors import EngineError, ModelError, OutputError, one_line
 from ..model.card import ModelCard
 from .runtime import RUNNERS, _RunnerBase
 
@@ -27,6 +29,20 @@ log = logging.getLogger(__name__)
 def _weights_key(model_dir: Path) -> str:
     st = (model_dir / "weights.safetensors").stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _session(ort, path: Path, providers: list[str]):
+    """An ``ort.InferenceSession`` of ``path`` (full graph optimisation).
+
+    Raises:
+        EngineError: ONNX Runtime cannot load the file.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(str(path), options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types
+        raise EngineError(f"onnxruntime cannot load {path}: {one_line(exc)}") from None
 
 
 @RUNNERS.register("onnxruntime")
@@ -53,12 +69,12 @@ class OnnxRunner(_RunnerBase):
             raise EngineError("onnxruntime has no CUDA provider here (install onnxruntime-gpu, or use --device cpu)")
         use_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
         providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
-            self._session = ort.InferenceSession(str(path), options, providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise EngineError(f"onnxruntime cannot load {path}: {str(exc).splitlines()[0]}") from None
+            self._session = _session(ort, path, providers)
+        except EngineError as exc:  # the cached export is damaged: export it again, once
+            log.warning("%s; deleting it and exporting it again", exc)
+            remove_quietly(path)
+            self._session = _session(ort, self._exported(root), providers)
         self.device = "cuda" if use_cuda else "cpu"
 
     def _exported(self, root: Path) -> Path:
@@ -66,8 +82,12 @@ class OnnxRunner(_RunnerBase):
 
         key = _weights_key(root)
         path = root / "export" / "swap.onnx"
-        if path.is_file() and read_onnx_metadata(path).get("vfxswap.weights") == key:
-            return path
+        if path.is_file():
+            try:
+                if read_onnx_metadata(path).get("vfxswap.weights") == key:
+                    return path
+            except ModelError as exc:  # truncated or overwritten: rebuilt below
+                log.warning("cached export %s; exporting it again", exc)
         try:
             export_onnx(root, out=path, extra_metadata={"vfxswap.weights": key})
         except OutputError:  # a read-only model folder: export into a private temp folder instead

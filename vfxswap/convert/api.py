@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -14,16 +16,16 @@ import cv2
 import numpy as np
 
 from .. import __version__
-from ..atomic import replace_atomically
+from ..atomic import locked, open_for_append, replace_atomically, write_error, write_image
 from ..accel.runtime import open_runner
 from ..config import ConvertConfig
-from ..errors import OutputError
+from ..errors import ConfigError, MediaError, OutputError, ShortMediaError
 from ..extract import proxy_scale
 from ..faces.align import frame_from_face
 from ..faces.analysis import open_analyzer
 from ..faces.identity import reference_embeddings
 from ..faces.smooth import TrackSmoother
-from ..io import open_source, open_writer, parse_frames
+from ..io import format_frames, open_source, open_writer, parse_frames
 from ..io.writer import is_movie_path, settings_file
 from ..types import Frame, FrameWork
 from .device_path import DeviceSwap, device_path_wanted
@@ -32,6 +34,7 @@ from .selection import FrameSelection
 from .stages import ColorPath, Compositor, DetectEvery, FaceFinder, SwapBatches, align
 
 ProgressFn = Callable[[int, int], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,11 +158,39 @@ def swap_frames(frames: Iterable[Frame], model: SwapModel, config: ConvertConfig
     return out
 
 
-def _selection(config: ConvertConfig, info, writer, lookahead: int) -> tuple[FrameSelection, int]:
-    """The frames to write (``--frames`` minus, with ``--skip-existing``, those already written) and
-    how many there are."""
+def _clip_frames(requested: list[int] | None, src, info, config: ConvertConfig, source: str) -> list[int] | None:
+    """``--frames`` cut to the frames the clip has (with a warning naming those outside it).
+
+    Raises:
+        ConfigError: no requested frame is in the clip (the message says which frames it has).
+    """
+    if requested is None:
+        return None
+    if info.kind == "movie":
+        if info.frame_count <= 0:  # a stream that does not say its length
+            return requested
+        first, last = config.start_frame, config.start_frame + info.frame_count - 1
+        numbering = f" (numbered from --start-frame {config.start_frame})"
+    else:
+        held = src.numbers
+        first, last = held[0], held[-1]
+        numbering = ""
+    inside = [n for n in requested if first <= n <= last]
+    outside = format_frames(n for n in requested if not first <= n <= last)
+    if not inside:
+        raise ConfigError(f"--frames {config.frames} names no frame of {source}, which has frames "
+                          f"{first}-{last}{numbering}; pick frames in that range")
+    if outside:
+        logger.warning("--frames %s: frames %s are outside %s, which has frames %d-%d%s; converting the %d inside",
+                       config.frames, outside, source, first, last, numbering, len(inside))
+    return inside
+
+
+def _selection(config: ConvertConfig, numbers: list[int] | None, info, writer,
+               lookahead: int) -> tuple[FrameSelection, int]:
+    """The frames to write (``numbers``, the clip's ``--frames``, minus, with ``--skip-existing``,
+    those already written) and how many there are."""
     first = config.start_frame if info.kind == "movie" else info.first_frame
-    numbers = parse_frames(config.frames) if config.frames else None
     skip = config.skip_existing and hasattr(writer, "exists")
     if numbers is None and not skip:
         return FrameSelection(None, first=first, every=config.every, lookahead=lookahead,
@@ -178,16 +209,38 @@ def _selection(config: ConvertConfig, info, writer, lookahead: int) -> tuple[Fra
     return selection, sum(1 for n in candidates if wanted(n))
 
 
-def _works(src, info, selection: FrameSelection, start_frame: int, colors: ColorPath) -> Iterator[FrameWork]:
-    """The source's frames that ``selection`` reads, as FrameWork; stops after the last one needed."""
+def _works(src, info, selection: FrameSelection, start_frame: int, colors: ColorPath,
+           short: list[ShortMediaError]) -> Iterator[FrameWork]:
+    """The source's frames that ``selection`` reads, as FrameWork; stops after the last one needed.
+    A movie that stops decoding before its container's frame count ends the frames normally (every
+    frame decoded goes through) and leaves its error in ``short``."""
     offset = start_frame if info.kind == "movie" else 0  # number - Frame.index
-    for frame in src.frames(start=selection.first_read - offset):
-        n = frame_number(frame, info.kind, start_frame)
-        if selection.past_end(n):
-            return
-        if selection.read(n):
-            yield FrameWork(frame=frame, display=colors.display(frame), number=n,
-                            to_write=selection.write(n), to_swap=selection.swap(n))
+    try:
+        for frame in src.frames(start=selection.first_read - offset):
+            n = frame_number(frame, info.kind, start_frame)
+            if selection.past_end(n):
+                return
+            if selection.read(n):
+                yield FrameWork(frame=frame, display=colors.display(frame), number=n,
+                                to_write=selection.write(n), to_swap=selection.swap(n))
+    except ShortMediaError as exc:
+        short.append(exc)
+
+
+def _check_short(exc: ShortMediaError, output, written: int, allow: bool) -> None:
+    """Fail on a short source unless ``allow`` (``--allow-short``), saying what became of the output.
+
+    Raises:
+        MediaError: raised inside the writers' block, so a movie's temp file is discarded (a sequence's
+            frames, each already complete, stay).
+    """
+    frames = f"{written} frame{'' if written == 1 else 's'} converted"
+    if allow:
+        logger.warning("%s; kept the %s in %s (--allow-short)", exc, frames, output)
+        return
+    if is_movie_path(str(output)):
+        raise MediaError(f"{exc}; {output} was not saved (pass --allow-short to keep the {frames})") from None
+    raise MediaError(f"{exc}; the {frames} are in {output} (pass --allow-short to accept the short clip)") from None
 
 
 def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str | os.PathLike,
@@ -202,9 +255,15 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
         progress: ``progress(frames_done, frames_total)`` after each written frame.
 
     Raises:
-        MediaError, ModelError, ConfigError, OutputError, EngineError: one-line errors (see ``cli.py``).
+        MediaError, ModelError, ConfigError, OutputError, EngineError: one-line errors (see ``cli.py``);
+            a movie that decodes fewer frames than its container says is a MediaError after the
+            frames that decode are converted, unless ``config.allow_short``.
     """
     start = time.perf_counter()
+    if isinstance(config.frames, str) and not config.frames.strip():
+        raise ConfigError("--frames is empty; name the frames to convert (e.g. 1001-1100) or leave it out "
+                          "to convert every frame")
+    requested = parse_frames(config.frames) if config.frames is not None else None
     model = SwapModel(model_dir, config)
     try:
         colors = model.colors(config)  # a bad OCIO config or colour space fails before anything is opened
@@ -213,43 +272,43 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
         model.close()
         raise
     counts = {"frames": 0, "swapped": 0, "faces": 0}
-    with model, open_source(source) as src:
+    short: list[ShortMediaError] = []
+    with model, open_source(source) as src, contextlib.ExitStack() as outputs:
         info = src.info
-        patches = PatchWriter(Path(config.patches)) if config.patches else None
-        with open_writer(output, info, alpha=config.alpha,
-                         **_writer_options(output, info, str(source), config)) as writer:
-            smoother = model.smoother(config)
-            selection, total = _selection(config, info, writer, smoother.lookahead)
-            works = _works(src, info, selection, config.start_frame, colors)
-            stages = model.stages(config, selection.keyframe, smoother, colors, references=references,
-                                  want_matte=config.matte is not None or config.alpha)
-            float_matte = bool(config.matte) and str(config.matte).lower().endswith(".exr")
-            matte_writer = (open_writer(config.matte, dataclasses.replace(info, has_audio=False),
-                                        **_writer_options(config.matte, info, None, config))
-                            if config.matte else None)
-            try:
-                def sink(work: FrameWork) -> None:
-                    if not work.to_write:
-                        return
-                    writer.write(dataclasses.replace(work.frame, image=work.result,
-                                                     alpha=work.matte if config.alpha else None))
-                    if patches is not None:
-                        patches.write(work, work.number)
-                    if matte_writer is not None:
-                        matte_writer.write(_matte_frame(work, float_matte))
-                    counts["frames"] += 1
-                    counts["swapped"] += bool(work.swaps)
-                    counts["faces"] += len(work.swaps)
-                    if progress is not None:
-                        progress(counts["frames"], total)
+        numbers = _clip_frames(requested, src, info, config, str(source))
+        resolved = dataclasses.replace(config, frames=format_frames(numbers)) if numbers is not None else config
+        patches = outputs.enter_context(PatchWriter(Path(config.patches))) if config.patches else None
+        writer = outputs.enter_context(open_writer(output, info, alpha=config.alpha,
+                                                   **_writer_options(output, info, str(source), config)))
+        smoother = model.smoother(config)
+        selection, total = _selection(config, numbers, info, writer, smoother.lookahead)
+        works = _works(src, info, selection, config.start_frame, colors, short)
+        stages = model.stages(config, selection.keyframe, smoother, colors, references=references,
+                              want_matte=config.matte is not None or config.alpha)
+        float_matte = bool(config.matte) and str(config.matte).lower().endswith(".exr")
+        matte_writer = (outputs.enter_context(open_writer(config.matte, dataclasses.replace(info, has_audio=False),
+                                                          **_writer_options(config.matte, info, None, config)))
+                        if config.matte else None)
 
-                timings = run_pipeline(works, stages, sink)
-            finally:
-                if matte_writer is not None:
-                    matte_writer.close()
-                if patches is not None:
-                    patches.close()
-    _write_settings(output, source, model_dir, config, model.card)
+        def sink(work: FrameWork) -> None:
+            if not work.to_write:
+                return
+            writer.write(dataclasses.replace(work.frame, image=work.result,
+                                             alpha=work.matte if config.alpha else None))
+            if patches is not None:
+                patches.write(work, work.number)
+            if matte_writer is not None:
+                matte_writer.write(_matte_frame(work, float_matte))
+            counts["frames"] += 1
+            counts["swapped"] += bool(work.swaps)
+            counts["faces"] += len(work.swaps)
+            if progress is not None:
+                progress(counts["frames"], total)
+
+        timings = run_pipeline(works, stages, sink)
+        if short:
+            _check_short(short[0], output, counts["frames"], config.allow_short)
+    _write_settings(output, source, model_dir, resolved, model.card)
     return ConvertReport(output=str(output), frames=counts["frames"], frames_swapped=counts["swapped"],
                          faces_swapped=counts["faces"], backend=model.runner.name, seconds=time.perf_counter() - start,
                          stage_seconds={k: round(v, 3) for k, v in timings.items()},
@@ -257,18 +316,38 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
                          compositor="torch" if device_path_wanted(config.compositor, model.runner) else "opencv")
 
 
+def locked_for_update(path: Path) -> contextlib.AbstractContextManager[None]:
+    """An exclusive lock for updating ``path`` (on ``.NAME.lock`` beside it), so processes writing
+    one output (overlapping farm chunks) take turns."""
+    return locked(path.parent / f".{path.name}.lock")
+
+
 class PatchWriter:
     """``--patches DIR``: each swapped face as an RGBA PNG (model output + learned mask as alpha, the
     model's crop) and a ``patches.jsonl`` line with its frame number, track and ``frame_from_face``
-    (crop pixels -> frame pixels), so a compositor can place it with its own tools."""
+    (crop pixels -> frame pixels), so a compositor can place it with its own tools; a context manager.
+
+    Lines are appended as frames are written (a symlink at ``patches.jsonl`` is refused, never written
+    through); :meth:`close` rewrites the index atomically with one line per patch file, the last
+    written, in frame order, so a rerun into the same folder replaces its lines. Processes sharing
+    the folder take turns on a lock.
+    """
 
     def __init__(self, folder: Path) -> None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            self.folder = folder
-            self._index = open(folder / "patches.jsonl", "a", encoding="utf-8")
         except OSError as exc:
             raise OutputError(f"cannot write patches to {folder}: {exc.strerror}") from None
+        self.folder = folder
+        self.index = folder / "patches.jsonl"
+        with locked_for_update(self.index):
+            open_for_append(self.index).close()  # fails now, before any frame is converted
+
+    def __enter__(self) -> PatchWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def write(self, work: FrameWork, number: int) -> None:
         lines = []
@@ -277,15 +356,44 @@ class PatchWriter:
             name = f"{number:08d}_t{track if track is not None else 0:02d}.png"
             rgba = np.dstack([s.swapped, s.mask[..., None]])
             bgra = cv2.cvtColor((np.clip(rgba, 0, 1) * 65535 + 0.5).astype(np.uint16), cv2.COLOR_RGBA2BGRA)
-            replace_atomically(self.folder / name, lambda tmp: cv2.imwrite(str(tmp), bgra), durable=False)
+            write_image(self.folder / name, bgra)
             lines.append(json.dumps({"frame": number, "track": track, "patch": name, "size": s.aligned.size,
                                      "frame_from_face": frame_from_face(s.aligned.face_from_frame).round(8).tolist()}))
         if lines:
-            self._index.write("\n".join(lines) + "\n")
-            self._index.flush()
+            with locked_for_update(self.index), open_for_append(self.index) as index:
+                try:
+                    index.write("\n".join(lines) + "\n")
+                    index.flush()
+                except OSError as exc:
+                    raise write_error(self.index, exc) from None
 
     def close(self) -> None:
-        self._index.close()
+        """Rewrite the index with one line per patch (idempotent)."""
+        with locked_for_update(self.index):
+            try:
+                text = self.index.read_text(encoding="utf-8") if not self.index.is_symlink() else ""
+            except (OSError, UnicodeDecodeError) as exc:
+                raise write_error(self.index, exc) from None
+            compact = _one_line_per_patch(text, self.index)
+            if compact != text:
+                replace_atomically(self.index, lambda tmp: tmp.write_text(compact, encoding="utf-8"), durable=False)
+
+
+def _one_line_per_patch(text: str, path: Path) -> str:
+    """``patches.jsonl`` text with only the last line of each patch file, ordered by frame then name;
+    lines that do not parse (cut by a kill) are dropped with a warning."""
+    records: dict[str, tuple[int, str]] = {}
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+            key, frame = str(record["patch"]), int(record["frame"])
+        except (ValueError, KeyError, TypeError):
+            if line.strip():
+                logger.warning("dropping a damaged line of %s: %.60s", path, line)
+            continue
+        records[key] = (frame, line)
+    ordered = sorted(records.items(), key=lambda item: (item[1][0], item[0]))
+    return "".join(line + "\n" for _, (_, line) in ordered)
 
 
 def _writer_options(path, info, source: str | None, config: ConvertConfig) -> dict[str, object]:
@@ -309,10 +417,53 @@ def _matte_frame(work: FrameWork, as_float: bool) -> Frame:
     return dataclasses.replace(work.frame, image=np.repeat(alpha[..., None], 3, axis=2), color_space="data")
 
 
+# Settings that differ between the chunks of one render (``--frames`` and how each chunk ran).
+_CHUNK_SETTINGS = ("frames", "skip_existing", "allow_short")
+
+
 def _write_settings(output, source, model_dir, config: ConvertConfig, card) -> None:
-    """The resolved settings beside the output (``NAME.vfxswap.json``), written atomically."""
+    """The resolved settings beside the output (``NAME.vfxswap.json``), written atomically.
+
+    A sequence's file is shared by the chunks that render it (``--frames`` ranges, possibly at once):
+    under a lock, ``frames`` becomes the union with those of a file already there from the same
+    render (same source, model and other settings); a different render replaces it."""
     path = settings_file(output)
-    data = {"vfxswap": __version__, "source": str(source), "model": str(model_dir), "card": dataclasses.asdict(card),
-            "settings": dataclasses.asdict(config)}
-    text = json.dumps(data, indent=2) + "\n"
-    replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), durable=False)
+    data = json.loads(json.dumps({"vfxswap": __version__, "source": str(source), "model": str(model_dir),
+                                  "card": dataclasses.asdict(card), "settings": dataclasses.asdict(config)}))
+
+    def write() -> None:
+        text = json.dumps(data, indent=2) + "\n"
+        replace_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), durable=False)
+
+    if is_movie_path(str(output)):
+        write()
+        return
+    with locked_for_update(path):
+        data["settings"]["frames"] = _merged_frames(path, data)
+        write()
+
+
+def _merged_frames(path: Path, data: dict) -> str | None:
+    """``data``'s ``frames`` joined to those of the settings at ``path`` when both describe one render
+    (``None``: every frame)."""
+    frames = data["settings"]["frames"]
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")) if not path.is_symlink() else None
+    except (OSError, ValueError):
+        return frames
+    if not isinstance(old, dict) or not isinstance(old.get("settings"), dict):
+        return frames
+
+    def render(d: dict) -> dict:
+        return {"source": d.get("source"), "model": d.get("model"), "card": d.get("card"),
+                "settings": {k: v for k, v in d["settings"].items() if k not in _CHUNK_SETTINGS}}
+
+    if render(old) != render(data):
+        return frames
+    before = old["settings"].get("frames")
+    if frames is None or before is None:
+        return None
+    try:
+        return format_frames(set(parse_frames(frames)) | set(parse_frames(before)))
+    except ConfigError:
+        return frames

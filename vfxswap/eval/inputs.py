@@ -190,9 +190,11 @@ def patches_matte(patches: list[Patch], folder: str | os.PathLike, shape: tuple[
     mask) placed by its ``frame_from_face``, combined with max. An approximation of the matte (the
     converter also limits the mask to the landmark hull and feathers it)."""
     from ..convert.blend import matte
+    from ..io.png import check_png_file
 
     placed = []
     for p in patches:
+        check_png_file(Path(folder) / p.name)  # a clean error, not libpng's own words on stderr
         rgba = cv2.imread(str(Path(folder) / p.name), cv2.IMREAD_UNCHANGED)
         if rgba is None or rgba.ndim != 3 or rgba.shape[2] != 4:
             raise MediaError(f"patch {Path(folder) / p.name} is missing or not an RGBA PNG; re-run convert --patches")

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from .. import __version__
-from ..atomic import replace_atomically
+from ..atomic import replace_atomically, write_image
 from ..errors import OutputError
 from .inputs import ShotFrame, iter_shot
 from .shot import ShotResult
@@ -496,7 +496,7 @@ def write_report(result: ShotResult, out_dir: str | Path, *, rows: int = 6,
     data["report"] = {"html": HTML_FILE, "contact_sheet": SHEET_FILE, "sheet_frames": list(files.sheet_frames),
                       "sheet_columns": list(COLUMNS), "sheet_cell": CELL, "vfxswap": __version__}
     bgr = cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)
-    replace_atomically(files.sheet, lambda tmp: cv2.imwrite(str(tmp), bgr), durable=False)
+    write_image(files.sheet, bgr)
     page = render_html(result, sheet, files.sheet_frames, worst_cells,
                        [_recon_strip(r) for r in reconstructions if len(r.originals)])
     replace_atomically(files.html, lambda tmp: tmp.write_text(page, encoding="utf-8"), durable=False)

@@ -461,7 +461,7 @@ def src_person(analyzer: FaceAnalyzer, src: str | os.PathLike, *, most: int = 24
     Raises:
         MediaError: no faces, or a missing or unreadable input.
     """
-    from ..faces.faceset import RECORDS_FILE, read_faceset
+    from ..faces.faceset import RECORDS_FILE, read_crop, read_faceset
     from ..faces.identity import largest_face_embedding, reference_faces
 
     path = Path(src)
@@ -479,9 +479,9 @@ def src_person(analyzer: FaceAnalyzer, src: str | os.PathLike, *, most: int = 24
     picks = [records[i] for i in np.linspace(0, len(records) - 1, min(most, len(records))).round().astype(int)]
     out = []
     for r in picks:
-        crop = cv2.imread(str(path / r.crop_name), cv2.IMREAD_COLOR)
+        crop, problem = read_crop(path / r.crop_name, r.size)
         if crop is None:
-            raise MediaError(f"crop {r.crop_name} of {path} is missing or unreadable")
+            raise MediaError(f"crop {r.crop_name} of {path} is {problem}; re-extract the faceset")
         try:
             out.append(largest_face_embedding(analyzer, cv2.cvtColor(crop, cv2.COLOR_BGR2RGB),
                                               what=str(path / r.crop_name)))

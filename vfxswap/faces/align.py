@@ -3,8 +3,10 @@
 The template and crop geometry follow DeepFaceLab so that facesets and models line up with what
 users know: the brows, eyes, nose and mouth corners (iBUG-300W points 17..48 and 54, not the jaw)
 are fitted by a least-squares similarity to DeepFaceLab's mean face in the unit square; the crop is
-a square around the unit square's centre with side ``1 + 2*sqrt(2)*pad`` (in unit-square sides),
-``pad`` per face type; ``whole_face`` is moved 7% up to take in more forehead.
+a square with side ``1 + 2*sqrt(2)*pad`` (in unit-square sides), ``pad`` per face type, around the
+unit square's centre; ``whole_face`` is moved 7% up to take in more forehead, ``head`` 50% up and
+sideways by DeepFaceLab's yaw estimate (:func:`head_shift`). Crop pixels are DeepFaceLab's minus
+half a pixel: DeepFaceLab puts the square's corner on pixel centre 0, vfxswap on the pixel's edge.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ STABLE_POINTS = np.array([*range(17, 49), 54])
 # DeepFaceLab's padding per face type (FaceType_to_padding_remove_align).
 FACE_TYPE_PADDING: dict[str, float] = {"half": 0.0, "full": 0.2109375, "whole_face": 0.40, "head": 0.70}
 WHOLE_FACE_SHIFT_UP = 0.07
+HEAD_SHIFT_UP = 0.50
 
 
 def unit_from_frame(landmarks: np.ndarray) -> np.ndarray:
@@ -43,26 +46,52 @@ def unit_from_frame(landmarks: np.ndarray) -> np.ndarray:
     return umeyama(np.asarray(landmarks)[STABLE_POINTS], MEAN_FACE)
 
 
-def crop_from_unit(size: int, face_type: FaceType) -> np.ndarray:
+def averaged_yaw(unit_landmarks: np.ndarray) -> float:
+    """DeepFaceLab's ``estimate_averaged_yaw`` of ``(68, 2)`` landmarks in the unit square.
+
+    The jaw's mean reach right of the nose bridge (points 27..29 to 16..14) minus its reach left of
+    it (0..2 to 27..29), in unit-square sides: 0 for a frontal face, positive when the face turns
+    towards the image's left (its image-right half shows wider).
+    """
+    lm = np.asarray(unit_landmarks, dtype=np.float64)
+    left = (lm[27:30, 0] - lm[0:3, 0]).sum() / 3.0
+    right = (lm[16:13:-1, 0] - lm[27:30, 0]).sum() / 3.0
+    return float(right - left)
+
+
+def head_shift(yaw: float) -> float:
+    """Sideways shift (unit-square sides, +x) of the ``head`` crop for :func:`averaged_yaw` ``yaw``:
+    half the yaw, damped near zero by ``|tanh(2 yaw)|`` (DeepFaceLab's ``get_transform_mat``)."""
+    return yaw * abs(math.tanh(2.0 * yaw)) / 2.0
+
+
+def crop_from_unit(size: int, face_type: FaceType, yaw: float = 0.0) -> np.ndarray:
     """``(2, 3)`` affine from the unit square to a ``size``-pixel crop of ``face_type``.
 
     The crop covers a square of side ``1 + 2*sqrt(2)*pad`` unit-square sides centred on the unit
-    square's centre (``whole_face``: centre moved up by 7% of a side).
+    square's centre, moved up by 7% of a side for ``whole_face``; for ``head`` moved up by 50% and
+    right by :func:`head_shift` of the face's ``yaw`` (:func:`averaged_yaw`; ignored by other types).
     """
     if face_type not in FACE_TYPE_PADDING:
         raise ConfigError(f"face_type must be one of {', '.join(FACE_TYPES)}, got {face_type!r}")
     if size < 8:
         raise ConfigError(f"crop size must be at least 8 pixels, got {size}")
     side = 1.0 + 2.0 * math.sqrt(2.0) * FACE_TYPE_PADDING[face_type]
-    cx, cy = 0.5, 0.5 - (WHOLE_FACE_SHIFT_UP if face_type == "whole_face" else 0.0)
+    cx, cy = 0.5, 0.5
+    if face_type == "whole_face":
+        cy -= WHOLE_FACE_SHIFT_UP
+    elif face_type == "head":
+        cx, cy = cx + head_shift(yaw), cy - HEAD_SHIFT_UP
     s = size / side
     # Crop pixel centres: the crop's left edge (x = -0.5 in pixel-centre coordinates) is the square's edge.
     return np.array([[s, 0.0, (side / 2 - cx) * s - 0.5], [0.0, s, (side / 2 - cy) * s - 0.5]])
 
 
 def face_from_frame(landmarks: np.ndarray, size: int, face_type: FaceType = "whole_face") -> np.ndarray:
-    """``(2, 3)`` affine from frame pixels to the aligned crop for a face with these landmarks."""
-    return compose(crop_from_unit(size, face_type), unit_from_frame(landmarks))
+    """``(2, 3)`` affine from frame pixels to the aligned crop for a face with these ``(68, 2)`` landmarks."""
+    unit = unit_from_frame(landmarks)
+    yaw = averaged_yaw(transform_points(unit, landmarks)) if face_type == "head" else 0.0
+    return compose(crop_from_unit(size, face_type, yaw), unit)
 
 
 def warp_to_face(image: np.ndarray, face_from_frame: np.ndarray, size: int) -> np.ndarray:

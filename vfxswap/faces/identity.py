@@ -109,6 +109,11 @@ class TrackIdentities:
         self.embeddings: dict[int | None, np.ndarray] = {}
         self._rejected: set[int | None] = set()
 
+    def resume(self, embeddings: dict[int | None, np.ndarray]) -> None:
+        """Carry on the embeddings of tracks an interrupted run already kept (they stay wanted)."""
+        self.embeddings.update(embeddings)
+        self._rejected.difference_update(embeddings)
+
     def wanted(self, image: np.ndarray, face: Face) -> bool:
         """Whether ``face``'s track is the reference person (always true without references)."""
         if face.track_id not in self.embeddings:

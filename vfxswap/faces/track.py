@@ -106,6 +106,13 @@ class FaceTracker:
         self._prev_image: np.ndarray | None = None
         self._next_id = first_id
 
+    def resume(self, image: np.ndarray, faces: list[Face]) -> None:
+        """Continue the tracks of ``faces`` (track ids set), found in ``image`` (``(H, W, 3)`` uint8 RGB):
+        a resumed extract seeds the tracker with the last frame an interrupted run committed."""
+        self._faces = list(faces)
+        self._prev_image = image
+        self._next_id = max([self._next_id] + [f.track_id + 1 for f in faces if f.track_id is not None])
+
     @property
     def active(self) -> int:
         """Number of live tracks."""

@@ -14,7 +14,7 @@ their packets can be copied one after another:
   decoding timestamps must keep increasing (overlaps are refused);
 * audio is copied once from ``audio_from`` (the original plate) over the joined video's time
   span, never from the chunks (their audio overlaps at the cuts);
-* the first chunk's start timecode is kept; the movie is written under ``.tmp-NAME`` and renamed.
+* the first chunk's start timecode is kept; the movie is written under an exclusive ``.tmp-RANDOM-NAME`` and renamed.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Any
 import av
 import av.error
 
-from ..atomic import remove_quietly
+from ..atomic import commit_temp, remove_quietly
 from ..errors import ConfigError, MediaError, OutputError, one_line
-from .video import AudioCopy, create_temp, open_container, stream_fps, timecode_tag
+from .video import AudioCopy, create_output_temp, open_container, stream_fps, timecode_tag
 from .writer import MOVIE_EXTENSIONS
 
 logger = logging.getLogger(__name__)
@@ -166,9 +166,7 @@ def concat_movies(chunks: Sequence[str | os.PathLike[str]], output: str | os.Pat
 
 def _write(paths: list[str], inputs: list[Any], streams: list[Any], out_path: str, ext: str,
            audio_from: str | None, starts: list[Fraction] | None) -> ConcatReport:
-    folder, name = os.path.split(os.path.abspath(out_path))
-    temp = os.path.join(folder, f".tmp-{name}")
-    create_temp(folder, temp, out_path)
+    temp = create_output_temp(out_path)
     container: Any = None
     audio: AudioCopy | None = None
     try:
@@ -184,7 +182,7 @@ def _write(paths: list[str], inputs: list[Any], streams: list[Any], out_path: st
             out.metadata["timecode"] = tag
             container.metadata["timecode"] = tag
         if audio_from is not None:
-            audio = AudioCopy(audio_from, container, ext)
+            audio = AudioCopy(audio_from, container, ext, target=out_path)
         if container.format.name in ("mov", "mp4"):  # exact start offsets in the edit list (see MovieWriter)
             scale = math.lcm(*(Fraction(s.time_base).denominator for s in container.streams if s.time_base))
             if scale < 2**31:
@@ -202,7 +200,7 @@ def _write(paths: list[str], inputs: list[Any], streams: list[Any], out_path: st
         copied = audio.copied if audio is not None else 0
         container.close()
         container = None
-        os.replace(temp, out_path)
+        commit_temp(temp, out_path)
     except BaseException as exc:
         if audio is not None:
             try:

@@ -1,4 +1,5 @@
-"""Frame-range expressions (``--frames``): ``1001-1100``, ``1001-1100x2``, ``1001,1005,1010-1012``.
+"""Frame-range expressions (``--frames``): ``1001-1100``, ``1001-1100x2``, ``1001,1005,1010-1012``;
+frame rates (``--rate``): ``24``, ``23.976``, ``30000/1001``.
 
 Pure functions, no I/O. Grammar: comma-separated tokens, each ``N`` (one frame), ``A-B`` (``A`` to
 ``B`` inclusive) or ``A-BxS`` (every ``S``-th frame from ``A``, up to ``B``); frame numbers are
@@ -8,12 +9,16 @@ non-negative integers; spaces around tokens are ignored.
     [1001, 1003, 1005, 1010]
     >>> format_frames([1001, 1002, 1003, 1010])
     '1001-1003,1010'
+    >>> parse_rate("23.976")
+    Fraction(24000, 1001)
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
+from fractions import Fraction
 
 from ..errors import ConfigError
 
@@ -22,6 +27,12 @@ MAX_FRAMES = 10_000_000
 
 _TOKEN_RE = re.compile(r"(\d+)(?:-(\d+)(?:[xX](\d+))?)?")
 _GRAMMAR = "use N, A-B or A-BxS separated by commas, e.g. 1001-1100x2,1200"
+
+MAX_RATE = 1000
+# 23.976, 23.98, 29.97, 59.94... are N*1000/1001 fps rounded: a rate within this relative distance of
+# N*1000/1001 (whole N) is that rate. A whole rate is 0.1 % away from its 1000/1001 twin, never mapped.
+_NTSC_TOLERANCE = 3e-4
+_RATE_HELP = "give frames per second as a number or a fraction, e.g. 24, 25, 23.976, 29.97 or 30000/1001"
 
 
 def parse_frames(expr: str) -> list[int]:
@@ -102,3 +113,42 @@ def format_frames(frames: Iterable[int]) -> str:
             parts.append(f"{values[i]}-{values[j]}x{step}")
         i = j + 1
     return ",".join(parts)
+
+
+def parse_rate(value: str | float | Fraction) -> Fraction:
+    """A frame rate as an exact fraction (what ``--rate`` takes; OTIO wants ``float()`` of it).
+
+    Whole rates stay whole; a rate editors type rounded maps to the exact broadcast rate
+    ``N*1000/1001``: ``23.976``, ``23.98``, ``2997/125`` -> 24000/1001; ``29.97`` -> 30000/1001;
+    ``47.952``, ``59.94``, ``119.88`` likewise. Other rates are kept as given (``12.5`` -> 25/2).
+
+    Args:
+        value: ``"24"``, ``"23.976"`` (or ``"23,976"``), ``"24000/1001"``, or a number.
+
+    Returns:
+        The rate in frames per second, ``0 < rate <= MAX_RATE``.
+
+    Raises:
+        ConfigError: not a number or fraction, zero, negative, infinite or above :data:`MAX_RATE`;
+            the one-line message shows what to type.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"bad frame rate {value!r}; {_RATE_HELP}")
+    try:
+        if isinstance(value, str):
+            text = re.sub(r"\s*/\s*", "/", value.strip())
+            rate = Fraction(text.replace(",", ".") if text.count(",") == 1 and "." not in text else text)
+        elif isinstance(value, float):
+            if not math.isfinite(value):
+                raise ValueError(value)
+            rate = Fraction(value).limit_denominator(1001)
+        else:
+            rate = Fraction(value)
+    except (ValueError, TypeError, ZeroDivisionError, OverflowError):
+        raise ConfigError(f"bad frame rate {value!r}; {_RATE_HELP}") from None
+    if not 0 < rate <= MAX_RATE:
+        raise ConfigError(f"frame rate {value!r} must be > 0 and at most {MAX_RATE} fps, e.g. 24, 23.976 or 30000/1001")
+    if rate.denominator == 1:
+        return rate
+    ntsc = Fraction(round(rate * Fraction(1001, 1000)) * 1000, 1001)
+    return ntsc if ntsc and abs(rate - ntsc) <= rate * _NTSC_TOLERANCE else rate

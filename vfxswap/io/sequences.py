@@ -25,9 +25,10 @@ import cv2
 import numpy as np
 import OpenImageIO as oiio
 
-from ..atomic import remove_quietly
+from ..atomic import commit_temp, create_temp, prepare_folder, remove_quietly, write_error
 from ..errors import ConfigError, MediaError, OutputError, one_line
 from ..types import Frame, VideoInfo
+from .png import check_png_file
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,8 @@ def _read_config() -> oiio.ImageSpec:
 
 
 def _open_image(path: str) -> oiio.ImageInput:
+    if _extension(path) == "png":
+        check_png_file(path)  # before libpng, which prints its own complaints on stderr
     inp = oiio.ImageInput.open(path, _read_config())
     if inp is None:
         reason = oiio.geterror() or "unknown format"
@@ -336,6 +339,11 @@ class ImageSource:
     def close(self) -> None:
         """Mark the source closed (files are opened one at a time while reading)."""
         self._closed = True
+
+    @property
+    def numbers(self) -> list[int]:
+        """The ``Frame.index`` of every file, ascending (sequence numbers; positions for stills)."""
+        return [index for index, _ in self._listing.items]
 
     def frames(self, start: int | None = None) -> Iterator[Frame]:
         """Read the images in order.
@@ -475,29 +483,20 @@ def _format_number(parsed: _Pattern, number: int) -> str:
     return f"{parsed.prefix}{number:0{parsed.pad}d}{parsed.suffix}"
 
 
-def _file_in_path(folder: str) -> str | None:
-    """The deepest existing component of ``folder`` if it is a file rather than a folder."""
-    probe = os.path.abspath(folder)
-    while not os.path.exists(probe):
-        parent = os.path.dirname(probe)
-        if parent == probe:
-            return None
-        probe = parent
-    return None if os.path.isdir(probe) else probe
+_SHORT_WRITE = ("Write error", "could only write", "No space left", "write failed")
 
 
-def _writable_folder(folder: str, target: str) -> None:
-    """Create ``folder`` if needed and check that files can be created in it."""
-    blocker = _file_in_path(folder)
-    if blocker is not None:
-        raise OutputError(f"cannot write {target}: {blocker} is a file, not a folder")
+def _check_room_for_jpeg(path: str, pixels: np.ndarray) -> None:
+    """Refuse a JPEG when the disk has less room than its raw pixels: libjpeg ends the whole
+    process on a failed write instead of reporting it."""
+    folder = os.path.dirname(os.path.abspath(path))
     try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create the output folder {folder} for {target}: "
-                          f"{one_line(exc.strerror or exc)}") from exc
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot write {target}: the folder {folder} is not writable")
+        stat = os.statvfs(folder)
+    except OSError:
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if free < pixels.size * pixels.itemsize:
+        raise OutputError(f"cannot write {path}: only {free} bytes free in {folder}; check free space")
 
 
 class SequenceWriter:
@@ -505,9 +504,10 @@ class SequenceWriter:
 
     Each frame goes to the file numbered ``frame.index + offset`` (frames are expected to carry
     their output number already: a sequence source keeps its numbering; map a movie's 0-based
-    positions yourself, or pass ``offset``). Every file is written under ``.tmp-NAME`` in the same
-    folder and renamed into place once complete, so a killed job never leaves a half file under a
-    final name.
+    positions yourself, or pass ``offset``). Every file is written under an exclusive
+    ``.tmp-RANDOM-NAME`` in the same folder, flushed to disk and renamed into place once complete, so
+    a killed job or a full disk never leaves a half file under a final name (nor writes through a
+    symlink there); the first failed write raises.
 
     File types and pixels:
         * ``exr``: half (``bit_depth=16``, default) or float (32), ``compression`` (``zip``
@@ -575,7 +575,7 @@ class SequenceWriter:
         self._offset = int(offset)
         self._closed = False
         self.written = 0
-        _writable_folder(self._parsed.folder, pattern)
+        prepare_folder(self._parsed.folder, pattern)
 
     def __enter__(self) -> SequenceWriter:
         return self
@@ -594,14 +594,43 @@ class SequenceWriter:
         return os.path.join(os.path.dirname(self.pattern), name)
 
     def exists(self, index: int) -> bool:
-        """Whether frame ``index`` may be skipped: ``skip_existing`` is on and its file is on disk.
+        """Whether frame ``index`` may be skipped: ``skip_existing`` is on and its file is finished.
 
-        Only complete files count (a killed write leaves a ``.tmp-`` file, never the final name).
+        A finished file is a regular file (not a symlink) that decodes whole at the writer's size
+        with 3 channels (4 with ``alpha``); anything else (a truncated or zero-byte file left by a
+        full disk, a link) is logged and written again. A killed write leaves only a ``.tmp-`` file.
         """
         if not self._skip_existing:
             return False
         path = self.path(index)
-        return os.path.isfile(path) and os.path.getsize(path) > 0
+        if not os.path.lexists(path):
+            return False
+        problem = self._unfinished(path)
+        if problem:
+            logger.warning("rewriting %s: %s", path, problem)
+        return not problem
+
+    def _unfinished(self, path: str) -> str:
+        """Why the file at ``path`` is not a finished frame, or ``""``."""
+        if os.path.islink(path) or not os.path.isfile(path):
+            return "not a regular file"
+        try:
+            with _image_errors(path):
+                inp = _open_image(path)
+                try:
+                    spec = inp.spec()
+                    pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
+                finally:
+                    inp.close()
+        except MediaError as exc:
+            return str(exc)
+        if pixels is None:
+            return "it does not decode (truncated?)"
+        channels = 4 if self._alpha else 3
+        if (spec.width, spec.height, spec.nchannels) != (self.info.width, self.info.height, channels):
+            return (f"it is {spec.width}x{spec.height} with {spec.nchannels} channels, not "
+                    f"{self.info.width}x{self.info.height} with {channels}")
+        return ""
 
     def _bits(self, frame: Frame) -> int:
         if self._bit_depth is not None:
@@ -652,28 +681,28 @@ class SequenceWriter:
         pixels, fmt = _write_pixels(frame, self._extension, bits)
         if self._alpha:
             pixels = with_alpha(pixels, frame.alpha)
-        folder, name = os.path.split(path)
-        temp = os.path.join(folder, f".tmp-{name}")
+        if self._extension in ("jpg", "jpeg"):
+            _check_room_for_jpeg(path, pixels)
+        temp = create_temp(path)
         try:
             out = oiio.ImageOutput.create(temp)
             if out is None:
                 raise OutputError(f"cannot write {path}: {one_line(oiio.geterror())}")
             try:
-                if not out.open(temp, self._spec(pixels, fmt, bits)):
-                    raise OutputError(f"cannot write {path}: {one_line(out.geterror())}")
-                if not out.write_image(pixels):
-                    raise OutputError(f"cannot write {path}: {one_line(out.geterror())}")
+                if not out.open(temp, self._spec(pixels, fmt, bits)) or not out.write_image(pixels):
+                    raise write_error(path, out.geterror())
             finally:
-                out.close()
-            os.replace(temp, path)
-        except OutputError:
-            remove_quietly(temp)
-            raise
+                closed = out.close()
+            # OpenImageIO's PNG writer reports a short write (disk full) only through geterror();
+            # other messages there can be harmless (TIFF's "failed TIFFWriteCustomDirectory() of the Exif data").
+            problem = out.geterror() if out.has_error else ""
+            if not closed or any(key in problem for key in _SHORT_WRITE):
+                raise write_error(path, problem or "the file was not finished")
         except BaseException as exc:
             remove_quietly(temp)
-            if isinstance(exc, Exception):
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                raise OutputError(f"cannot write {path}: {one_line(reason)}") from exc
+            if isinstance(exc, Exception) and not isinstance(exc, OutputError):
+                raise write_error(path, exc) from exc
             raise
+        commit_temp(temp, path)
         self.written += 1
         return path

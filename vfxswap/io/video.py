@@ -29,10 +29,10 @@ import av.error
 import cv2
 import numpy as np
 
-from ..atomic import remove_quietly
-from ..errors import ConfigError, MediaError, OutputError, VfxSwapError, one_line
+from ..atomic import commit_temp, create_temp, prepare_folder, remove_quietly, write_error
+from ..errors import ConfigError, MediaError, OutputError, ShortMediaError, VfxSwapError, one_line
 from ..types import Frame, VideoInfo
-from .sequences import _file_in_path, display_code_values, with_alpha
+from .sequences import display_code_values, with_alpha
 from .source import is_stream
 from .writer import MOVIE_EXTENSIONS
 
@@ -115,10 +115,16 @@ def stream_fps(stream: Any) -> Fraction:
     return Fraction(24)
 
 
+def _discarded(stream: Any) -> int:
+    """Samples an edit list hides (pre-roll before the cut): counted in ``stream.frames``, never shown."""
+    return sum(1 for e in stream.index_entries if e.is_discard)
+
+
 def _frame_count(container: Any, stream: Any, fps: Fraction) -> int:
-    """Frames in the stream: the container's count, else an estimate from the duration."""
+    """Frames in the stream: the container's count (less edit-list pre-roll), else an estimate from
+    the duration."""
     if stream.frames and stream.frames > 0:
-        return int(stream.frames)
+        return max(0, int(stream.frames) - _discarded(stream))
     if stream.duration and stream.time_base:
         seconds = stream.duration * Fraction(stream.time_base)
     elif container.duration:
@@ -427,19 +433,18 @@ class MovieSource:
         )
 
     def _exact_frame_count(self) -> int:
-        """Frames the container promises exactly (mp4/mov sample tables), else 0."""
+        """Frames the container promises exactly (the mp4/mov sample count less edit-list pre-roll:
+        a corrupt sample table that indexes fewer samples still promises them all), else 0."""
         names = set(self._container.format.name.split(","))
         if not names & _EXACT_COUNT_FORMATS or not self._stream.frames:
             return 0
-        entries = self._stream.index_entries
-        kept = sum(1 for e in entries if not e.is_discard) if len(entries) else 0
-        return kept or int(self._stream.frames)  # edit lists may discard samples before the cut
+        return max(0, int(self._stream.frames) - _discarded(self._stream))
 
     def _truncated(self, decoded: int, expected: int | None = None) -> MediaError:
         expected = expected or self._exact_frame_count()
         total = f"{expected}" if expected else f"~{self.info.frame_count}"
-        return MediaError(f"{self._path} is truncated or corrupt: decoding stopped after {decoded} "
-                          f"of {total} frames")
+        return ShortMediaError(f"{self._path} is truncated or corrupt: decoding stopped after {decoded} "
+                               f"of {total} frames", decoded=decoded, expected=expected or self.info.frame_count)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -696,8 +701,10 @@ class AudioCopy:
     packets overlapping the window ``[start, end)`` (seconds; ``None`` is open) are copied.
     """
 
-    def __init__(self, source: str, output: Any, ext: str) -> None:
+    def __init__(self, source: str, output: Any, ext: str, *, target: str) -> None:
+        """Add ``source``'s audio streams to ``output`` (the container being written for ``target``)."""
         self._path = source
+        self._target = target
         self._input = open_container(source)
         self._pairs: dict[int, Any] = {}
         try:
@@ -746,7 +753,10 @@ class AudioCopy:
                 if self.end is not None and start >= self.end:
                     continue
                 packet.stream = self._pairs[packet.stream_index]
-                output.mux(packet)
+                try:
+                    output.mux(packet)
+                except (av.error.FFmpegError, OSError) as exc:  # the output's fault: disk full, I/O
+                    raise write_error(self._target, exc) from exc
                 self.copied += 1
         except av.error.FFmpegError as exc:
             raise MediaError(f"cannot copy the audio of {self._path}: {one_line(exc)}") from exc
@@ -760,15 +770,18 @@ class AudioCopy:
 class MovieWriter:
     """Encodes frames into a movie file with PyAV; a context manager.
 
-    The movie is written under ``.tmp-NAME.ext`` in the output folder and renamed into place when
-    :meth:`close` succeeds; an exception inside the ``with`` block (or :meth:`abort`) deletes it, so
-    nothing ever appears under the final name half-written.
+    The movie is written under an exclusive ``.tmp-RANDOM-NAME.ext`` in the output folder, flushed
+    and renamed into place when :meth:`close` succeeds (a symlink at the final name is replaced,
+    never written through); an exception inside the ``with`` block (or :meth:`abort`) deletes it,
+    so nothing ever appears under the final name half-written.
 
     * Codec and pixel format: see :func:`plan_encoder` (the source's family and bit depth by
       default). High-bit-depth frames (``uint16``) are encoded from 16-bit RGB: not crushed to 8.
     * Timing: frames keep their ``pts`` (rescaled from ``Frame.time_base``), so variable frame
       rate and the frame count survive; frames without ``pts`` are placed at
-      ``(index - info.first_frame) / fps``. Timestamps must increase. AVI has no timestamps: it
+      ``(index - info.first_frame) / fps``. A frame whose timestamp does not increase (phones and
+      screen recorders write duplicates) is kept, one tick of the time base after the previous
+      frame, and listed in ``nudged``. AVI has no timestamps: it
       gets one frame per ``1/fps`` tick (constant rate; same frame count). MKV stores
       milliseconds, so its timestamps are rounded to 1 ms.
     * Audio: every audio stream of ``source`` is copied packet for packet (no re-encode). When the
@@ -784,6 +797,7 @@ class MovieWriter:
         info: the source's :class:`VideoInfo`.
         plan: the :class:`EncoderPlan` in use.
         frames_written: frames encoded so far.
+        nudged: ``(frame index, pts given, pts written)`` of every frame moved to keep time increasing.
     """
 
     def __init__(self, path: str | os.PathLike[str], info: VideoInfo, *, source: str | None = None,
@@ -822,16 +836,14 @@ class MovieWriter:
         if source is not None and os.path.exists(source) and os.path.exists(self.path) \
                 and os.path.samefile(source, self.path):
             raise OutputError(f"refusing to write {self.path} over its own source; pick another name")
-        folder, name = os.path.split(os.path.abspath(self.path))
-        self._temp = os.path.join(folder, f".tmp-{name}")
-        create_temp(folder, self._temp, self.path)
+        self._temp = create_output_temp(self.path)
         self._container: Any = None
         self._audio: AudioCopy | None = None
         try:
             self._container = av.open(self._temp, mode="w")
             self._stream = self._add_video_stream(ext)
             if source is not None and _is_movie_source(os.fspath(source)):
-                self._audio = AudioCopy(os.fspath(source), self._container, ext)
+                self._audio = AudioCopy(os.fspath(source), self._container, ext, target=self.path)
         except BaseException:
             self.abort()
             raise
@@ -844,6 +856,7 @@ class MovieWriter:
         self._last_time = Fraction(0)
         self._closed = False
         self.frames_written = 0
+        self.nudged: list[tuple[int, int, int]] = []  # (frame index, pts given, pts written)
         fmt = av.VideoFormat(self.plan.pix_fmt)
         self._is_rgb = bool(fmt.is_rgb)
         matrix = _MATRIX_ID.get(info.colorspace) if info.colorspace else None
@@ -939,8 +952,9 @@ class MovieWriter:
     def _video_frame(self, frame: Frame) -> Any:
         height, width = frame.image.shape[:2]
         if (width, height) != (self.info.width, self.info.height):
-            raise ConfigError(f"frame {frame.index} is {width}x{height}, but {self.path} is being "
-                              f"written at {self.info.width}x{self.info.height}")
+            raise MediaError(f"frame {frame.index} is {width}x{height}, but {self.path} is being "
+                             f"written at {self.info.width}x{self.info.height} (the plate's first frame): "
+                             "a movie has one frame size; conform the plate's odd frames or write a sequence")
         pix_fmt = self.plan.pix_fmt
         if pix_fmt == "yuv420p":  # fast path (PERF_NOTES): cv2 colour conversion, no swscale
             rgb = display_code_values(frame, 8)
@@ -976,8 +990,8 @@ class MovieWriter:
                 ``float32`` (see :func:`~vfxswap.io.sequences.display_code_values`).
 
         Raises:
-            ConfigError: a frame of another size.
-            OutputError: the writer is closed, timestamps do not increase, or encoding/writing fails.
+            MediaError: a frame of another size (the plate changes size).
+            OutputError: the writer is closed, or encoding/writing fails (disk full).
         """
         if self._closed:
             raise OutputError(f"the movie writer for {self.path} is closed")
@@ -985,19 +999,24 @@ class MovieWriter:
             self._configure(frame)
         pts = self._pts(frame)
         if self._last_pts is not None and pts <= self._last_pts:
-            raise OutputError(f"frame {frame.index} of {self.path} has pts {pts} <= the previous "
-                              f"frame's {self._last_pts}; write frames in presentation order")
+            # Phones and screen recorders write frames with equal timestamps: keep the frame, one
+            # tick of the output time base after the previous one, and record the move.
+            self.nudged.append((frame.index, pts, self._last_pts + 1))
+            logger.warning("frame %d of %s has pts %d, not after the previous frame's %d: written at %d "
+                           "(%s s later)", frame.index, self.path, pts, self._last_pts, self._last_pts + 1,
+                           (self._last_pts + 1 - pts) * self._time_base)
+            pts = self._last_pts + 1
         video = self._video_frame(frame)
         video.pts = pts
         video.time_base = self._time_base
         try:
             for packet in self._stream.encode(video):
                 self._container.mux(packet)
+        except OSError as exc:  # av.error.OSError too: disk full, I/O error
+            raise write_error(self.path, exc) from exc
         except (av.error.FFmpegError, ValueError) as exc:
             raise OutputError(f"cannot encode frame {frame.index} into {self.path} "
                               f"({self.plan.codec} {self.plan.pix_fmt}): {one_line(exc)}") from exc
-        except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {one_line(exc)}") from exc
         self._last_pts = pts
         self._last_index = frame.index
         self._last_time = pts * self._time_base
@@ -1029,13 +1048,13 @@ class MovieWriter:
                 self._audio.close()
             self._container.close()
             self._container = None
-            os.replace(self._temp, self.path)
         except BaseException as exc:
             self.abort()
             if isinstance(exc, (av.error.FFmpegError, OSError, ValueError)):
-                raise OutputError(f"cannot finish {self.path}: {one_line(exc)}") from exc
+                raise write_error(self.path, exc) from exc
             raise
         self._closed = True
+        commit_temp(self._temp, self.path)
         logger.info("wrote %s: %d frames, %s %s", self.path, self.frames_written, self.plan.codec,
                     self.plan.pix_fmt)
 
@@ -1066,15 +1085,8 @@ def _is_movie_source(path: str) -> bool:
     return True
 
 
-def create_temp(folder: str, temp: str, target: str) -> None:
-    """Create the output folder if needed and the (empty) temp file, proving the folder writable."""
-    blocker = _file_in_path(folder)
-    if blocker is not None:
-        raise OutputError(f"cannot write {target}: {blocker} is a file, not a folder")
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with open(temp, "wb"):
-            pass
-    except OSError as exc:
-        raise OutputError(f"cannot write {target}: {one_line(exc.strerror or exc)} "
-                          f"({exc.filename or folder})") from exc
+def create_output_temp(path: str) -> str:
+    """Create the output folder of ``path`` if needed and an exclusive, unpredictable temp file
+    beside it (see :mod:`vfxswap.atomic`); returns the temp file's name."""
+    prepare_folder(os.path.dirname(os.path.abspath(path)), path)
+    return create_temp(path)

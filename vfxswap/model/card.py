@@ -11,10 +11,12 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from ..errors import ConfigError, ModelError
-from ..types import FACE_TYPES, FaceType
+from ..config import check_fields, number
+from ..errors import ConfigError, ModelError, one_line
+from ..types import FaceType
 
 FORMAT_VERSION = 1
+_RESTORE = "it is damaged or was edited by hand; restore it from a backup (or from the model's export metadata)"
 Arch = Literal["df", "liae"]
 ARCHS: tuple[str, ...] = ("df", "liae")
 
@@ -50,31 +52,24 @@ class ModelCard:
     """
 
     arch: Arch = "df"
-    resolution: int = 128
+    resolution: int = number(128, at_least=64, at_most=512)
     face_type: FaceType = "whole_face"
-    encoder_dims: int = 32
-    ae_dims: int = 128
-    decoder_dims: int = 16
-    decoder_mask_dims: int = 8
+    encoder_dims: int = number(32, at_least=4, at_most=2048)
+    ae_dims: int = number(128, at_least=4, at_most=2048)
+    decoder_dims: int = number(16, at_least=4, at_most=2048)
+    decoder_mask_dims: int = number(8, at_least=4, at_most=2048)
     separable: bool = True
     color_space: str = "srgb"
     normalization: str = "0..1"
     mask_head: bool = True
-    steps: int = 0
+    steps: int = number(0, at_least=0)
     format_version: int = FORMAT_VERSION
     vfxswap_version: str = ""
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise ConfigError(f"arch must be one of {', '.join(ARCHS)}, got {self.arch!r}")
-        if not 64 <= self.resolution <= 512 or self.resolution % 16:
+        check_fields(self, label=str)
+        if self.resolution % 16:
             raise ConfigError(f"resolution must be a multiple of 16 between 64 and 512, got {self.resolution}")
-        if self.face_type not in FACE_TYPES:
-            raise ConfigError(f"face_type must be one of {', '.join(FACE_TYPES)}, got {self.face_type!r}")
-        for name in ("encoder_dims", "ae_dims", "decoder_dims", "decoder_mask_dims"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or not 4 <= value <= 2048:
-                raise ConfigError(f"{name} must be an integer in 4..2048, got {value!r}")
 
     @classmethod
     def from_preset(cls, preset: str, **overrides: Any) -> ModelCard:
@@ -92,9 +87,9 @@ class ModelCard:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ModelError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            raise ModelError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}): {_RESTORE}") from None
         if not isinstance(data, dict):
-            raise ModelError(f"{where} must hold a JSON object")
+            raise ModelError(f"{where} must hold a JSON object: {_RESTORE}")
         version = data.get("format_version")
         if not isinstance(version, int):
             raise ModelError(f"{where} has no format_version: it is not a vfxswap model card")
@@ -108,7 +103,7 @@ class ModelCard:
         try:
             return cls(**data)
         except (ConfigError, TypeError) as exc:
-            raise ModelError(f"{where} is invalid: {exc}") from None
+            raise ModelError(f"{where} is invalid: {exc}: {_RESTORE}") from None
 
     @classmethod
     def load(cls, model_dir: str | Path) -> ModelCard:
@@ -117,6 +112,8 @@ class ModelCard:
             raise ModelError(f"no model at {model_dir}: card.json is missing (train one with `vfxswap train`)")
         try:
             text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelError(f"cannot read {path}: {exc}") from None
+        except OSError as exc:
+            raise ModelError(f"cannot read {path}: {one_line(exc)}") from None
+        except UnicodeDecodeError as exc:
+            raise ModelError(f"{path} is not UTF-8 text (byte {exc.start}): {_RESTORE}") from None
         return cls.from_json(text, where=str(path))

@@ -16,19 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..atomic import replace_atomically
-from ..errors import ModelError, OutputError
+from ..errors import ModelError, OutputError, one_line
 from .autoencoder import FaceSwapModel
 from .card import ModelCard
 
@@ -74,19 +72,36 @@ def load_weights_into(model: FaceSwapModel, path: Path) -> None:
         raise ModelError(f"{path} is missing: the model folder is incomplete")
     try:
         tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise ModelError(f"{path} is not a valid safetensors file ({exc}); it may be truncated or not a model") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {one_line(exc)}") from None
+    except Exception as exc:  # SafetensorError, ValueError, ... of a damaged file
+        raise ModelError(f"{path} is not a valid safetensors file ({one_line(exc)}); it may be truncated or "
+                         "not a model: restore it from a backup (or train again)") from None
+    load_state_into(model, tensors, path)
+
+
+def load_state_into(model: FaceSwapModel, tensors: Any, where: Path) -> None:
+    """Load the state dict ``tensors`` into ``model`` after checking every name and shape against
+    the model its card.json describes.
+
+    Raises:
+        ModelError: one line naming the first few missing, unexpected and wrongly shaped tensors.
+    """
+    if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+        raise ModelError(f"{where} holds no model tensors: it is not a vfxswap model state")
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     wrong = sorted(k for k in set(expected) & set(tensors) if tensors[k].shape != expected[k].shape)
     if missing or unexpected or wrong:
         detail = "; ".join(part for part in (
-            f"missing {', '.join(missing[:3])}" if missing else "",
-            f"unexpected {', '.join(unexpected[:3])}" if unexpected else "",
-            f"wrong shape {wrong[0]} {tuple(tensors[wrong[0]].shape)} != {tuple(expected[wrong[0]].shape)}" if wrong else "",
+            f"{len(missing)} missing: {', '.join(missing[:3])}" if missing else "",
+            f"{len(unexpected)} unexpected: {', '.join(unexpected[:3])}" if unexpected else "",
+            f"{len(wrong)} of another shape: " + ", ".join(
+                f"{k} {tuple(tensors[k].shape)} (card: {tuple(expected[k].shape)})" for k in wrong[:3]) if wrong else "",
         ) if part)
-        raise ModelError(f"{path} does not match its card.json ({detail})")
+        raise ModelError(f"{where} does not match card.json ({detail}): they were made for different models; "
+                         "put back the card.json these weights were trained with, or retrain")
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
 
 
@@ -108,16 +123,22 @@ def load_train_state(model_dir: str | os.PathLike) -> dict[str, Any]:
     path = Path(model_dir) / TRAIN_STATE
     if not path.is_file():
         raise ModelError(f"{path} is missing: nothing to resume (train without --resume to start)")
+    what_to_do = ("restore it from a backup, or train into a new folder to start over "
+                  "(weights.safetensors beside it still converts)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about pickle protocols of foreign files
             state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError, TypeError) as exc:
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {one_line(exc)}") from None
+    except Exception as exc:  # a damaged file makes torch's safe unpickler raise nearly anything
         # torch's own message advises weights_only=False, which must never be done with this file
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        what = f"it refers to {found.group(1)}" if found else f"{type(exc).__name__}"
-        raise ModelError(f"{path} is not a vfxswap training state and was not loaded ({what}; only plain "
-                         f"tensors are accepted): delete it or restore it from a backup") from None
+        found = re.search(r"unsupported (?:global: )?GLOBAL ([\w.]+)", str(exc), re.IGNORECASE)
+        what = f"it refers to {found.group(1)}; only plain tensors are accepted" if found else type(exc).__name__
+        raise ModelError(f"{path} is corrupt or not a vfxswap training state and was not loaded ({what}): "
+                         f"{what_to_do}") from None
     if not isinstance(state, dict) or state.get("format") != "vfxswap-train-state":
-        raise ModelError(f"{path} is not a vfxswap training state")
+        raise ModelError(f"{path} is not a vfxswap training state: {what_to_do}")
+    if not isinstance(state.get("model"), dict) or type(state.get("step")) is not int:
+        raise ModelError(f"{path} is incomplete (no model tensors or step): {what_to_do}")
     return state

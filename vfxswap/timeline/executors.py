@@ -13,8 +13,10 @@ call that needs one CPU, so Ray may retry a task on another node.
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -23,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ..atomic import open_for_append, write_error
 from ..errors import ConfigError, EngineError
 from .farm import Plan, Task
 
@@ -82,9 +85,56 @@ def task_command(argv: Sequence[str]) -> list[str]:
     return [sys.executable, "-m", "vfxswap", *argv[1:]]
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """Linux: a ``preexec_fn`` asking the kernel to send the child SIGTERM when its parent dies,
+    even by SIGKILL (vfxswap turns SIGTERM into a clean interrupt); ``None`` elsewhere.
+
+    The kernel signals when the parent *thread* that started the child ends: every executor waits
+    for its child in that thread. ``prctl`` is looked up here, before the fork, so the child only
+    makes the call (and exits if the parent already died in between)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(128 + signal.SIGTERM)
+
+    return preexec
+
+
+def stop_process(process: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig`` to a task: to its whole process group (the task and anything it started) when
+    it leads one, else to the process."""
+    if process.poll() is not None:
+        return
+    try:
+        if hasattr(os, "killpg") and os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, sig)
+        else:
+            process.send_signal(sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def execute_task(argv: Sequence[str], env: dict[str, str] | None = None,
                  on_start: Callable[[subprocess.Popen], None] | None = None) -> tuple[int, str]:
     """Run one task command to completion in a subprocess (what every executor calls).
+
+    On Linux the child gets SIGTERM when this process dies, even by SIGKILL, so no task outlives
+    the run, and leads its own process group (a terminal's Ctrl-C reaches this process, which stops
+    its tasks with :func:`stop_process`). Elsewhere it stays in this process's group, so a signal to
+    the group still reaches it.
 
     Args:
         argv: the task's command (``vfxswap ...``).
@@ -96,14 +146,20 @@ def execute_task(argv: Sequence[str], env: dict[str, str] | None = None,
     """
     process_env = dict(os.environ if env is None else env)
     process_env.setdefault("PYTHONUNBUFFERED", "1")
+    die_with_parent = _die_with_parent()
     try:
         process = subprocess.Popen(task_command(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, text=True, errors="replace", env=process_env)
+                                   stdin=subprocess.DEVNULL, text=True, errors="replace", env=process_env,
+                                   start_new_session=die_with_parent is not None, preexec_fn=die_with_parent)
     except OSError as exc:
         return 127, f"cannot start {sys.executable}: {exc.strerror or exc}\n"
     if on_start is not None:
         on_start(process)
-    output, _ = process.communicate()
+    try:
+        output, _ = process.communicate()
+    except BaseException:  # interrupted while waiting (Ray cancels, Ctrl-C): take the task down too
+        stop_process(process)
+        raise
     return process.returncode, output
 
 
@@ -137,8 +193,7 @@ class _LocalPool:
         if cancel:
             with self._lock:
                 for process in self._processes:
-                    if process.poll() is None:
-                        process.terminate()  # vfxswap turns SIGTERM into a clean interrupt
+                    stop_process(process)  # vfxswap turns SIGTERM into a clean interrupt
         self._pool.shutdown(wait=True, cancel_futures=cancel)
 
 
@@ -257,9 +312,14 @@ class _Scheduler:
     def _log(self, task: Task, attempt: int, code: int, output: str) -> None:
         if self.logs is None:
             return
-        with open(self.logs / f"{task.name}.log", "a", encoding="utf-8") as f:
-            f.write(f"=== attempt {attempt}: {' '.join(task.argv)}\n{output}"
-                    f"{'' if output.endswith(chr(10)) or not output else chr(10)}=== exit {code}\n")
+        path = self.logs / f"{task.name}.log"
+        with open_for_append(path) as f:  # never through a symlink
+            try:
+                f.write(f"=== attempt {attempt}: {' '.join(task.argv)}\n{output}"
+                        f"{'' if output.endswith(chr(10)) or not output else chr(10)}=== exit {code}\n")
+                f.flush()
+            except OSError as exc:
+                raise write_error(path, exc) from None
 
     def _finish(self, result: TaskResult) -> None:
         self.results[result.name] = result

@@ -44,6 +44,7 @@ from ..types import VideoInfo
 from ..types import SwapJob
 from .otio import (Cut, SelectedClip, Selection, check_media_roots, media_candidates, movie_reference, provenance,
                    reference_url, relink_clip, resolve_media, select_clips, sequence_reference)
+from .verify import VerifyReport, verify_output
 
 logger = logging.getLogger(__name__)
 
@@ -473,12 +474,28 @@ def converted_reference(job: ClipJob, *, metadata: dict | None = None) -> otio.c
                               rate=clock.rate, metadata=metadata)
 
 
-def missing_outputs(job: ClipJob) -> list[int]:
-    """Frame numbers of ``job``'s own range that its shot's output lacks (a movie: all or none)."""
-    out = job.shot.output
-    if Path(out).suffix.lstrip(".").lower() in MOVIE_EXTENSIONS:
-        return [] if os.path.isfile(out) else list(range(job.first, job.last + 1))
-    return [n for n in range(job.first, job.last + 1) if not os.path.isfile(frame_path(out, n))]
+def verify_shot(shot: SwapJob) -> VerifyReport:
+    """Which frames of ``shot``'s output are missing or do not decode, as ``vfxswap verify`` finds
+    them (every sequence file decoded; a movie decoded to the end): a zero-byte or truncated frame
+    is not converted media."""
+    return verify_output(shot.output, range(shot.first, shot.last + 1))
+
+
+def output_problem(job: ClipJob, report: VerifyReport) -> str | None:
+    """What keeps ``job``'s own frames in ``report`` (its shot's :func:`verify_shot`) from being
+    relinked, on one line; ``None`` when every frame is there and decodes."""
+    from ..io import format_frames
+
+    own = range(job.first, job.last + 1)
+    missing = [n for n in report.missing if n in own]
+    unreadable = [n for n in report.unreadable if n in own]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} converted frames missing ({format_frames(missing)})")
+    if unreadable:
+        parts.append(f"{len(unreadable)} converted frames unreadable ({format_frames(unreadable)}: "
+                     f"{report.reasons.get(unreadable[0], 'cannot decode')})")
+    return f"{'; '.join(parts)} in {job.shot.output}" if parts else None
 
 
 def converter_settings(output: str | os.PathLike) -> dict:
@@ -510,13 +527,15 @@ def relink(conform: Conform, *, results: dict[str, ShotResult] | None = None, mo
 
     With ``results`` (after :func:`convert_shots`): a clip is relinked when its shot swapped at least
     one face; otherwise it is marked ``no face`` or ``error``. Without (``--relink-only``, media
-    converted elsewhere): a clip is relinked when every frame of its range is on disk, else marked
-    ``not converted``. Provenance comes from the converter's ``NAME.vfxswap.json`` beside the output,
-    else from ``model`` and ``config``. Clips not relinked are left exactly as they were.
+    converted elsewhere): a clip is relinked when every frame of its range is on disk and decodes
+    (:func:`verify_shot`, once per shot), else marked ``not converted``. Provenance comes from the
+    converter's ``NAME.vfxswap.json`` beside the output, else from ``model`` and ``config``. Clips
+    not relinked are left exactly as they were.
 
     Returns:
         ``conform.clips`` with their final status.
     """
+    reports: dict[int, VerifyReport] = {}
     for job in conform.clips:
         if job.status != "planned" or job.shot is None:
             continue
@@ -530,12 +549,11 @@ def relink(conform: Conform, *, results: dict[str, ShotResult] | None = None, mo
                 job.status, job.message = "no face", f"no face swapped in {shot.first}-{shot.last}; clip left as is"
                 continue
         else:
-            missing = missing_outputs(job)
-            if missing:
-                from ..io import format_frames
-
-                job.status = "not converted"
-                job.message = f"{len(missing)} converted frames missing ({format_frames(missing)}) in {shot.output}"
+            if id(shot) not in reports:
+                reports[id(shot)] = verify_shot(shot)
+            problem = output_problem(job, reports[id(shot)])
+            if problem is not None:
+                job.status, job.message = "not converted", problem
                 continue
         record = provenance_record(shot.output, source=job.media, frames=f"{shot.first}-{shot.last}",
                                    model=model, config=config)

@@ -29,11 +29,13 @@ import os
 import re
 import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import opentimelineio as otio
 
 from ..errors import ConfigError, OutputError, TimelineError, one_line
+from ..io.frames import parse_rate
 
 RationalTime = otio.opentime.RationalTime
 TimeRange = otio.opentime.TimeRange
@@ -85,15 +87,16 @@ def _adapter_for(path: Path, adapter: str | None) -> str:
                             "'vfxswap[adapters]' for EDL, FCP XML and AAF") from None
 
 
-def read_cut(path: str | os.PathLike, *, adapter: str | None = None, rate: float | None = None,
+def read_cut(path: str | os.PathLike, *, adapter: str | None = None, rate: str | float | Fraction | None = None,
              extract_to: str | os.PathLike | None = None) -> Cut:
     """Read an editorial timeline.
 
     Args:
         path: ``.otio``, ``.otioz``, ``.otiod``, ``.edl``, ``.xml``, ``.aaf``... file.
         adapter: OTIO adapter name; ``None`` picks it from the file extension.
-        rate: frame rate of an EDL (``cmx_3600``; EDLs do not store it; default 24). Ignored by
-            adapters that read the rate from the file.
+        rate: frame rate of an EDL (``cmx_3600``; EDLs do not store it; default 24), as
+            :func:`vfxswap.io.frames.parse_rate` takes it (``23.976`` is read as 24000/1001).
+            Ignored by adapters that read the rate from the file.
         extract_to: ``.otioz`` only: a folder to unpack the bundle's media into (a ``media/``
             folder already there is reused); ``None`` reads only the timeline.
 
@@ -101,8 +104,9 @@ def read_cut(path: str | os.PathLike, *, adapter: str | None = None, rate: float
         The :class:`Cut`; a file holding a collection of exactly one timeline gives that timeline.
 
     Raises:
-        TimelineError: a missing, malformed or unsupported file, or one holding no timeline.
-        ConfigError: an unknown adapter name or a bad rate.
+        TimelineError: a missing, malformed or unsupported file, or one holding no timeline (an
+            adapter that crashes on a malformed file is reported as such, naming the adapter).
+        ConfigError: an unknown adapter name, a bad rate or one EDL timecode cannot count in.
     """
     path = Path(path)
     if not path.exists():
@@ -111,10 +115,10 @@ def read_cut(path: str | os.PathLike, *, adapter: str | None = None, rate: float
     kwargs: dict[str, object] = {}
     media_base = path.parent
     if rate is not None:
-        if not rate > 0:
-            raise ConfigError(f"--rate must be > 0, got {rate}")
+        rate = parse_rate(rate)
         if name == "cmx_3600":
             kwargs["rate"] = float(rate)
+            _check_timecode_rate(rate)
     if name == "otiod":
         kwargs["absolute_media_reference_paths"] = True
         media_base = path
@@ -125,6 +129,8 @@ def read_cut(path: str | os.PathLike, *, adapter: str | None = None, rate: float
             kwargs["extract_to_directory"] = str(media_base)
     try:
         result = otio.adapters.read_from_file(str(path), adapter_name=name, **kwargs)
+    except _ADAPTER_CRASHES as exc:
+        raise TimelineError(adapter_crash_message(path, name, exc)) from None
     except Exception as exc:  # adapters raise anything from ValueError to XML and AAF errors
         raise TimelineError(f"cannot read {path} with the {name} adapter: {one_line(exc)}; "
                             "check the file (and --adapter / --rate)") from None
@@ -137,6 +143,37 @@ def read_cut(path: str | os.PathLike, *, adapter: str | None = None, rate: float
     if not isinstance(result, otio.schema.Timeline):
         raise TimelineError(f"{path} holds a {type(result).__name__}, not a timeline")
     return Cut(timeline=result, path=path, media_base=media_base, adapter=name)
+
+
+# What an adapter raises when its own code trips over input it did not expect (a bug it shows on a
+# malformed file), as opposed to the errors it raises on purpose (OTIOError, ValueError...).
+_ADAPTER_CRASHES = (AttributeError, KeyError, IndexError, TypeError, NameError, AssertionError, ZeroDivisionError,
+                    RecursionError)
+_FORMATS = {"cmx_3600": "EDL", "fcp_xml": "FCP 7 XML", "AAF": "AAF file", "ale": "ALE", "otio_json": "OTIO file",
+            "otioz": "OTIO bundle", "otiod": "OTIO bundle"}
+# (adapter, text in the crash) -> what in the file causes it.
+_KNOWN_CRASHES = {("cmx_3600", "transaction_id"): "two lines share one event number without being a cut and its "
+                                                  "dissolve/wipe (e.g. a video and an audio line both numbered 001)"}
+
+
+def adapter_crash_message(path: str | os.PathLike, adapter: str, exc: BaseException) -> str:
+    """The one-line error for an adapter that crashed reading ``path``: the file is malformed (or in
+    a form that adapter does not read), what in it is known to cause that, and what to export instead."""
+    text = f"{type(exc).__name__}: {one_line(exc, 120)}"
+    hint = next((h for (name, needle), h in _KNOWN_CRASHES.items() if name == adapter and needle in text), None)
+    kind = _FORMATS.get(adapter, "file")
+    return (f"cannot read {path}: the {adapter} adapter crashed on it ({text}), so the {kind} is malformed or in a "
+            f"form that adapter does not read{f': {hint}' if hint else ''}; fix it, or export the cut again as a "
+            "CMX3600 EDL (one event per number), FCP 7 XML or .otio")
+
+
+def _check_timecode_rate(rate: Fraction) -> None:
+    """Refuse an EDL rate OTIO's SMPTE timecode cannot count in (119.88, 12...)."""
+    try:
+        otio.opentime.from_timecode("00:00:00:00", float(rate))
+    except ValueError:
+        raise ConfigError(f"--rate {float(rate):.6g}: EDL timecode cannot count at this rate; OTIO reads EDLs at "
+                          "23.976, 24, 25, 29.97, 30, 47.952, 48, 50, 59.94 or 60 fps") from None
 
 
 def output_adapter(path: str | os.PathLike, adapter: str | None = None) -> str:
@@ -421,21 +458,22 @@ def media_candidates(url: str, *, base: str | os.PathLike, media_dir: str | os.P
     """Where :func:`resolve_media` looks for a reference's media, in order:
 
     1. an absolute path as it is;
-    2. a relative path under ``media_dir`` (when given), then the file name alone in ``media_dir``
+    2. a relative path under ``media_dir``, then the file name alone in ``media_dir``
        (``media/plate.mov`` of an unpacked bundle, an editor's ``/Volumes/...`` path);
+       ``media_dir`` defaults to ``base``, so media beside the cut are found by name;
     3. a relative path under ``base`` (the cut's folder).
 
     Raises:
         TimelineError: a non-file URL.
     """
     path = url_to_path(url)
+    media_dir = base if media_dir is None else media_dir
     candidates: list[str] = []
     if os.path.isabs(path):
         candidates.append(path)
-    if media_dir is not None:
-        if not os.path.isabs(path):
-            candidates.append(os.path.join(media_dir, path))
-        candidates.append(os.path.join(media_dir, os.path.basename(path)))
+    if not os.path.isabs(path):
+        candidates.append(os.path.join(media_dir, path))
+    candidates.append(os.path.join(media_dir, os.path.basename(path)))
     if not os.path.isabs(path):
         candidates.append(os.path.join(base, path))
     return [os.path.normpath(os.path.abspath(c)) for c in dict.fromkeys(candidates)]

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, FacesetError
-from ..faces.align import FACE_TYPE_PADDING, crop_from_unit
-from ..faces.faceset import FaceRecord, is_held_out, read_faceset
+from ..faces.align import FACE_TYPE_PADDING, crop_from_unit, face_from_frame
+from ..faces.faceset import FaceRecord, is_held_out, read_crop, read_faceset
 from ..faces.geometry import affine_scale, compose, invert, transform_points
 from ..faces.masks import hull_mask
 from ..types import FACE_TYPES, FaceType
@@ -96,17 +96,17 @@ class FaceBank:
 
     def _load(self, i: int) -> None:
         record = self.records[i]
-        path = self.folder / record.crop_name
-        crop = cv2.imread(str(path), cv2.IMREAD_COLOR) if path.is_file() else None
+        crop, problem = read_crop(self.folder / record.crop_name, record.size)
         if crop is None:
-            raise FacesetError(f"face {record.index} of {self.folder}: crop {record.crop_name} is missing or "
-                               f"unreadable (re-extract, or remove its line from faceset.jsonl)")
-        if crop.shape[:2] != (record.size, record.size):
-            raise FacesetError(f"face {record.index} of {self.folder}: crop {record.crop_name} is "
-                               f"{crop.shape[1]}x{crop.shape[0]}, its record says {record.size}x{record.size}")
+            raise FacesetError(f"face {record.index} of {self.folder}: crop {record.crop_name} is {problem} "
+                               f"(re-extract, or remove its line from faceset.jsonl)")
         r = self.resolution
-        model_from_faceset = compose(crop_from_unit(r, self.face_type),
-                                     invert(crop_from_unit(record.size, record.face_type)))
+        if record.face_type == self.face_type:  # a pure scale
+            model_from_faceset = compose(crop_from_unit(r, self.face_type),
+                                         invert(crop_from_unit(record.size, record.face_type)))
+        else:  # through the frame: the head crop's sideways shift depends on the face's yaw
+            model_from_faceset = compose(face_from_frame(record.landmarks, r, self.face_type),
+                                         invert(record.face_from_frame))
         self._upscale[i] = affine_scale(model_from_faceset)
         self.images[i] = warp_crop(cv2.cvtColor(crop, cv2.COLOR_BGR2RGB), model_from_faceset, r)
         landmarks = transform_points(compose(model_from_faceset, record.face_from_frame), record.landmarks)

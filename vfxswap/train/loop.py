@@ -13,6 +13,7 @@ writes checkpoints, metrics and previews. NCCL on CUDA, gloo on the CPU.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -27,11 +28,11 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..atomic import replace_atomically
+from ..atomic import open_for_append, replace_atomically, write_error, write_image
 from ..errors import ConfigError, ModelError, OutputError
 from ..model.autoencoder import FaceSwapModel
 from ..model.card import PRESETS, ModelCard
-from ..model.checkpoint import load_train_state, save_model_dir
+from ..model.checkpoint import load_state_into, load_train_state, save_model_dir
 from ..types import FACE_TYPES, FaceType
 from .data import FaceBank, PairBatches
 from .losses import mask_loss, reconstruction_loss
@@ -204,10 +205,7 @@ class _Run:
             state = load_train_state(self.root)
             self.card = ModelCard.load(self.root)
             self.model = FaceSwapModel(self.card)
-            try:
-                self.model.load_state_dict(state["model"])
-            except (RuntimeError, KeyError) as exc:
-                raise ModelError(f"{self.root / 'train_state.pt'} does not match card.json: {str(exc).splitlines()[0]}") from None
+            load_state_into(self.model, state["model"], self.root / "train_state.pt")
             self.step = int(state["step"])
         else:  # DistributedDataParallel broadcasts rank 0's initial weights to the other ranks
             if (self.root / "card.json").exists():
@@ -287,24 +285,24 @@ class _Run:
         folder = self.root / PREVIEWS
         folder.mkdir(parents=True, exist_ok=True)
         bgr = cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)
-        replace_atomically(folder / f"{self.step:08d}.png", lambda tmp: cv2.imwrite(str(tmp), bgr), durable=False)
+        write_image(folder / f"{self.step:08d}.png", bgr)
 
 
 def _open_metrics(path: Path, step: int):
     """``metrics.jsonl`` for appending, holding only the lines of steps <= ``step`` (the resumed one):
-    lines a killed run logged after its last save, or a fresh run's predecessor left, are dropped."""
+    lines a killed run logged after its last save, or a fresh run's predecessor left, are dropped.
+    The kept lines are written to a new file renamed over the old one (a symlink there is replaced,
+    its target neither read nor written)."""
     kept = []
-    if step > 0 and path.exists():
+    if step > 0 and path.is_file() and not path.is_symlink():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 if json.loads(line)["step"] <= step:
                     kept.append(line + "\n")
             except (ValueError, KeyError, TypeError):
                 continue
-    f = open(path, "w", encoding="utf-8")
-    f.write("".join(kept))
-    f.flush()
-    return f
+    replace_atomically(path, lambda tmp: tmp.write_text("".join(kept), encoding="utf-8"))
+    return open_for_append(path)
 
 
 def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainReport:
@@ -334,9 +332,12 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
             losses = run.train_step(run.to_device(batch))
             if run.step % 10 == 0 or run.step == config.iterations:
                 elapsed = time.perf_counter() - start
-                metrics.write(json.dumps({"step": run.step, **{k: round(v, 6) for k, v in losses.items()},
-                                          "it_s": round((run.step - first) / elapsed, 3)}) + "\n")
-                metrics.flush()
+                try:
+                    metrics.write(json.dumps({"step": run.step, **{k: round(v, 6) for k, v in losses.items()},
+                                              "it_s": round((run.step - first) / elapsed, 3)}) + "\n")
+                    metrics.flush()
+                except OSError as exc:
+                    raise write_error(run.root / METRICS, exc) from None
             if progress is not None and run.rank == 0:
                 progress(run.step, config.iterations, losses)
             if config.preview_every and run.step % config.preview_every == 0:
@@ -352,7 +353,8 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
         raise
     finally:
         getattr(batches, "close", lambda: None)()
-        metrics.close()
+        with contextlib.suppress(OSError):  # a full disk was reported already
+            metrics.close()
         if config.distributed:
             import torch.distributed as dist
 

@@ -5,9 +5,10 @@
 
 For each clip it finds the original media (to map the clip's media time to frame numbers: a movie's
 first frame is ``start_frame``, a sequence keeps its numbers), fills the template, and when the
-converted files hold every frame the clip shows, adds an ``ImageSequenceReference`` (or, for a movie
-template, an ``ExternalReference``) under the key ``vfxswap`` and makes it active. The original
-reference stays beside it; timing is untouched. Clips it cannot link are left as they are (logged).
+converted files hold every frame the clip shows and each decodes (as ``vfxswap verify`` checks),
+adds an ``ImageSequenceReference`` (or, for a movie template, an ``ExternalReference``) under the
+key ``vfxswap`` and makes it active. The original reference stays beside it; timing is untouched.
+Clips it cannot link are left as they are (logged).
 
 Arguments (``media_linker_argument_map``, ``-M key=value`` on the command line):
     media_dir: folder of the converted media (required).
@@ -15,7 +16,8 @@ Arguments (``media_linker_argument_map``, ``-M key=value`` on the command line):
         frame number and extension), ``{clip}`` (clip name), ``{track}`` (its track's name);
         default ``{media_dir}/{media}_vfxswap.####.exr``.
     cut_dir: folder relative original paths are resolved against (default: the current folder).
-    search_dir: folder searched for the original media first (like ``vfxswap timeline --media-dir``).
+    search_dir: folder searched for the original media first (like ``vfxswap timeline --media-dir``;
+        default: ``cut_dir``, so media beside the cut are found by name).
     start_frame: number of a movie's first frame (default 1001).
     partial: ``true`` links clips whose converted frames are incomplete too (default false).
 """
@@ -34,6 +36,7 @@ from vfxswap.io.writer import is_movie_path
 from vfxswap.timeline.jobs import clip_frames, frame_path, media_clock, media_stem, provenance_record, used_range
 from vfxswap.timeline.otio import (VFXSWAP_KEY, movie_reference, reference_url, relink_clip, resolve_media,
                                    sequence_reference)
+from vfxswap.timeline.verify import verify_output
 
 logger = logging.getLogger("vfxswap.otio.linker")
 
@@ -50,7 +53,9 @@ def _safe(name: str) -> str:
 
 
 def _run(pattern: str, first: int, last: int) -> tuple[int, int] | None:
-    """The contiguous run of files of ``pattern`` around ``first``..``last``; ``None`` if one is missing."""
+    """The contiguous run of files of ``pattern`` around ``first``..``last`` that decode (checked as
+    ``vfxswap verify`` does: a zero-byte or truncated frame is not converted media); ``None`` if one
+    of ``first``..``last`` is missing or does not decode."""
     if not all(os.path.isfile(frame_path(pattern, n)) for n in range(first, last + 1)):
         return None
     low, high = first, last
@@ -58,7 +63,16 @@ def _run(pattern: str, first: int, last: int) -> tuple[int, int] | None:
         low -= 1
     while high - last < _MAX_RUN and os.path.isfile(frame_path(pattern, high + 1)):
         high += 1
-    return low, high
+    bad = verify_output(pattern, range(low, high + 1)).bad
+    if any(first <= n <= last for n in bad):
+        return None
+    return max((n + 1 for n in bad if n < first), default=low), min((n - 1 for n in bad if n > last), default=high)
+
+
+def _first_good(pattern: str, first: int, last: int) -> int | None:
+    """The first frame of ``first``..``last`` that is there and decodes (``partial=true``)."""
+    bad = set(verify_output(pattern, range(first, last + 1)).bad)
+    return next((n for n in range(first, last + 1) if n not in bad), None)
 
 
 def _on_audio_track(clip: otio.schema.Clip) -> bool:
@@ -98,7 +112,11 @@ def link_media_reference(in_clip: otio.schema.Clip, media_linker_argument_map: d
         if not os.path.isfile(target):
             logger.info("clip %s not linked: no %s", in_clip.name, target)
             return None
-        converted = probe(target)
+        try:
+            converted = probe(target)
+        except VfxSwapError as exc:
+            logger.warning("clip %s not linked: %s", in_clip.name, exc)
+            return None
         start = (otio.opentime.from_timecode(converted.timecode, clock.rate) if converted.timecode
                  else clock.time_of(first))
         reference = movie_reference(target, start_time=start, frames=converted.frame_count, rate=clock.rate)
@@ -107,13 +125,18 @@ def link_media_reference(in_clip: otio.schema.Clip, media_linker_argument_map: d
             logger.info("clip %s not linked: %s holds frames %d-%d, not %d-%d", in_clip.name, target, *span,
                         first, last)
             return None
+        if any(first <= n <= last for n in verify_output(target, range(span[0], span[1] + 1)).bad):
+            logger.info("clip %s not linked: %s does not decode through frames %d-%d", in_clip.name, target,
+                        first, last)
+            return None
     else:
         span = _run(target, first, last)
         if span is None and _flag(args.get("partial", False)):
-            present = [n for n in range(first, last + 1) if os.path.isfile(frame_path(target, n))]
-            span = _run(target, present[0], present[0]) if present else None
+            good = _first_good(target, first, last)
+            span = _run(target, good, good) if good is not None else None
         if span is None:
-            logger.info("clip %s not linked: %s lacks frames of %d-%d", in_clip.name, target, first, last)
+            logger.info("clip %s not linked: %s lacks frames of %d-%d or they do not decode", in_clip.name, target,
+                        first, last)
             return None
         reference = sequence_reference(target, first=span[0], last=span[1], start_time=clock.time_of(span[0]),
                                        rate=clock.rate)

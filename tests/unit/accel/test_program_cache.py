@@ -9,6 +9,7 @@ import logging
 import os
 import pickle
 import shutil
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -16,8 +17,8 @@ import pytest
 import torch
 
 from vfxswap.accel.cache import (CorruptProgram, ProgramCache, check_program_file, engine_key, key_digest,
-                                 pickle_globals, sha256_file)
-from vfxswap.errors import EngineError
+                                 load_program, pickle_globals, sha256_file)
+from vfxswap.errors import EngineError, ModelError
 from vfxswap.model.autoencoder import SwapPath
 from vfxswap.model.card import ModelCard
 from vfxswap.model.checkpoint import load_model
@@ -94,6 +95,20 @@ def with_opaque_constant(src: Path, dst: Path, payload: bytes) -> None:
                 data = json.dumps(config).encode()
             zout.writestr(info.filename, data)
         zout.writestr(f"{root}/data/constants/opaque_obj_0", payload)
+
+
+
+def with_duplicate_entry(src: Path, dst: Path, rel: str, payload: bytes, *, first_name=lambda name: name) -> None:
+    """Copy a saved program, writing ``payload`` as an extra entry just before the real entry ``rel``
+    (named ``first_name(real name)``): torch's zip reader reads the first of two entries whose names
+    match ignoring case, Python's ``zipfile`` the last."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout, warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # zipfile: "Duplicate name"
+        root = zin.namelist()[0].split("/", 1)[0]
+        for info in zin.infolist():
+            if info.filename == f"{root}/{rel}":
+                zout.writestr(first_name(info.filename), payload)
+            zout.writestr(info.filename, zin.read(info))
 
 
 class TestKey:
@@ -234,6 +249,59 @@ class TestCorruptFiles:
         with open(crafted, "rb") as f:
             torch.export.load(f)  # loads fine: the extra constant is simply unused
         assert marker.is_dir()
+
+    @pytest.mark.parametrize("first_name", [lambda n: n, lambda n: n.replace("/data/", "/DATA/")],
+                             ids=["same-name", "name-in-other-case"])
+    def test_duplicated_entry_is_refused_and_never_run(self, demo_model, tmp_path, program, first_name):
+        """Item 3 of issue 15: a malicious sample-inputs pickle first, the harmless one last."""
+        cache, build, key = ProgramCache(tmp_path / "cache"), Builds(program), make_key(demo_model)
+        path = cache.get_or_build(key, build).path
+        marker = tmp_path / "pickle-ran"
+        crafted = tmp_path / "crafted.ep"
+        with_duplicate_entry(path, crafted, "data/sample_inputs/model.pt", evil_pickle(marker), first_name=first_name)
+        with pytest.raises(ModelError, match="more than one zip entry named .*data/sample_inputs/model.pt") as refused:
+            load_program(crafted)
+        assert str(crafted) in str(refused.value) and "\n" not in str(refused.value)
+        with pytest.raises(ModelError, match="more than one zip entry"):
+            check_program_file(crafted)
+        shutil.copy(crafted, path)
+        assert cache.load(key) is None and not path.exists()  # logged, deleted
+        assert cache.get_or_build(key, build).built and build.calls == 2
+        assert not marker.exists()
+
+    def test_torch_export_load_alone_would_run_the_first_duplicate(self, demo_model, tmp_path, program):
+        """Why duplicates are refused: torch reads the first entry (and retries a refused sample-inputs
+        pickle with weights_only=False), a zipfile-based check the last."""
+        saved = ProgramCache(tmp_path / "cache").get_or_build(make_key(demo_model), Builds(program)).path
+        marker = tmp_path / "pickle-ran"
+        crafted = tmp_path / "crafted.ep"
+        with_duplicate_entry(saved, crafted, "data/sample_inputs/model.pt", evil_pickle(marker))
+        with pytest.raises(RuntimeError), open(crafted, "rb") as f:
+            torch.export.load(f)
+        assert marker.is_dir()
+
+    def test_a_build_writing_such_an_archive_is_an_engine_error(self, demo_model, tmp_path, program):
+        saved = ProgramCache(tmp_path / "first").get_or_build(make_key(demo_model), Builds(program)).path
+        marker = tmp_path / "pickle-ran"
+        crafted = tmp_path / "crafted.ep"
+        with_duplicate_entry(saved, crafted, "data/sample_inputs/model.pt", evil_pickle(marker))
+        cache = ProgramCache(tmp_path / "cache")
+        with pytest.raises(EngineError, match="does not load back: it holds more than one zip entry"):
+            cache.get_or_build(make_key(demo_model), lambda: lambda path: shutil.copy(crafted, path))
+        assert not list((tmp_path / "cache").glob("*.ep")) and not marker.exists()
+
+    def test_every_models_entry_is_checked(self, demo_model, tmp_path, program):
+        """torch loads every entry under models/ (taking the name minus its last 5 characters)."""
+        saved = ProgramCache(tmp_path / "cache").get_or_build(make_key(demo_model), Builds(program)).path
+        crafted = tmp_path / "crafted.ep"
+        shutil.copy(saved, crafted)
+        with zipfile.ZipFile(crafted, "a") as z:
+            root = z.namelist()[0].split("/", 1)[0]
+            z.writestr(f"{root}/models/other_xyzw", z.read(f"{root}/models/model.json"))
+            z.writestr(f"{root}/data/sample_inputs/other_.pt", evil_pickle(tmp_path / "never"))
+        with pytest.raises(ModelError, match="unexpected entry models/other_xyzw"):
+            check_program_file(crafted)
+        assert not (tmp_path / "never").exists()
 
     def test_allow_list_decides_for_opaque_constants(self, demo_model, tmp_path, program):
         saved = ProgramCache(tmp_path / "cache").get_or_build(make_key(demo_model), Builds(program)).path

@@ -83,6 +83,53 @@ class TestOnnxRunner:
         assert all(float((a - b).abs().max()) < 1e-3 for a, b in zip((rgb, mask), expected))
 
 
+def _private_model(demo_model, tmp_path):
+    import shutil
+
+    shutil.copytree(demo_model, tmp_path / "m", ignore=shutil.ignore_patterns("export"))
+    return tmp_path / "m"
+
+
+class TestCorruptCachedExport:
+    """A damaged MODEL/export/swap.onnx is a cache miss: logged, deleted, exported again."""
+
+    @pytest.mark.parametrize("backend", ["onnxruntime", "auto"])
+    def test_garbage_export_is_rebuilt(self, demo_model, tmp_path, caplog, backend):
+        pytest.importorskip("onnxruntime")
+        onnx = pytest.importorskip("onnx")
+        model = _private_model(demo_model, tmp_path)
+        runner = open_runner(model, backend="onnxruntime", device="cpu")  # writes the cached export
+        runner.close()
+        cached = model / "export" / "swap.onnx"
+        cached.write_bytes(np.random.default_rng(0).bytes(3000))
+        with caplog.at_level(logging.WARNING, logger="vfxswap.accel.onnx"):
+            runner = open_runner(model, backend=backend, device="cpu")
+        onnx.checker.check_model(onnx.load(str(cached)))  # a valid export again
+        assert any("is not an ONNX model" in r.getMessage() and "exporting it again" in r.getMessage()
+                   for r in caplog.records)
+        rgb, mask = runner.swap_tensor(faces(2))
+        assert rgb.shape == (2, 3, R, R) and torch.isfinite(rgb).all()
+
+    def test_export_onnxruntime_cannot_load_is_rebuilt(self, demo_model, tmp_path, caplog):
+        """Readable metadata that still names these weights, but a graph ONNX Runtime refuses."""
+        pytest.importorskip("onnxruntime")
+        onnx = pytest.importorskip("onnx")
+        model = _private_model(demo_model, tmp_path)
+        open_runner(model, backend="onnxruntime", device="cpu").close()
+        cached = model / "export" / "swap.onnx"
+        proto = onnx.load(str(cached))
+        proto.graph.node[0].op_type = "NoSuchOp"
+        onnx.save(proto, str(cached))
+        with caplog.at_level(logging.WARNING, logger="vfxswap.accel.onnx"):
+            runner = open_runner(model, backend="onnxruntime", device="cpu")
+        assert onnx.load(str(cached)).graph.node[0].op_type != "NoSuchOp"
+        assert any("onnxruntime cannot load" in r.getMessage() and "exporting it again" in r.getMessage()
+                   for r in caplog.records)
+        expected = TorchRunner(model, device="cpu").swap_tensor(faces(2))
+        got = runner.swap_tensor(faces(2))
+        assert all(float((a - b).abs().max()) < 1e-3 for a, b in zip(got, expected))
+
+
 class TestSelection:
     def test_candidates(self):
         assert auto_candidates(True) == ["tensorrt", "compiled", "torch"]

@@ -30,6 +30,26 @@ class TestFaceTracker:
         blank = np.full_like(group_photo, 128)
         assert tracker.track(blank) == [] and tracker.active == 0
 
+    def test_resume_continues_the_tracks_of_a_committed_frame(self, dlib_analyzer, group_photo):
+        """A resumed extract seeds a new tracker with the faces of the last committed frame."""
+        first = FaceTracker(dlib_analyzer)
+        first.update_detections(group_photo, dlib_analyzer.detect(group_photo))
+        committed = first.track(_shifted(group_photo, 3, 2))
+        uninterrupted = first.track(_shifted(group_photo, 6, 4))
+
+        resumed = FaceTracker(dlib_analyzer, first_id=6)
+        resumed.resume(_shifted(group_photo, 3, 2), committed)
+        tracked = resumed.track(_shifted(group_photo, 6, 4))
+        assert sorted(f.track_id for f in tracked) == list(range(6))
+        by_id = {f.track_id: f for f in uninterrupted}
+        for f in tracked:
+            np.testing.assert_allclose(f.landmarks, by_id[f.track_id].landmarks, atol=1e-3)
+        again, new = resumed.update_detections(_shifted(group_photo, 9, 6), dlib_analyzer.detect(_shifted(group_photo, 9, 6)))
+        assert new == [] and sorted(f.track_id for f in again) == list(range(6))
+        # faces that appear after the tracks end get fresh ids, after the resumed ones
+        resumed.update_detections(group_photo, [])
+        assert sorted(resumed.update_detections(group_photo, dlib_analyzer.detect(group_photo))[1]) == list(range(6, 12))
+
     def test_first_id_continues_numbering(self, dlib_analyzer, group_photo):
         faces, new = FaceTracker(dlib_analyzer, first_id=40).update_detections(group_photo, dlib_analyzer.detect(group_photo))
         assert sorted(new) == list(range(40, 46))

@@ -1,14 +1,17 @@
-"""Frame-range expressions (vfxswap.io.frames): parse and format."""
+"""Frame-range expressions (vfxswap.io.frames): parse and format; frame rates (parse_rate)."""
 
 from __future__ import annotations
 
 import random
+import re
+from fractions import Fraction
 
+import opentimelineio as otio
 import pytest
 
 from vfxswap.errors import ConfigError
 from vfxswap.io import format_frames, parse_frames
-from vfxswap.io.frames import MAX_FRAMES
+from vfxswap.io.frames import MAX_FRAMES, parse_rate
 
 
 class TestParseFrames:
@@ -90,3 +93,35 @@ class TestFormatFrames:
     def test_rejects_non_frame_numbers(self, bad):
         with pytest.raises(ConfigError, match="non-negative ints"):
             format_frames(bad)
+
+
+class TestParseRate:
+    @pytest.mark.parametrize(("text", "expected"), [
+        ("24", Fraction(24)), ("25", Fraction(25)), ("30", Fraction(30)), (" 60 ", Fraction(60)), ("5", Fraction(5)),
+        ("23.976", Fraction(24000, 1001)), ("23.98", Fraction(24000, 1001)), ("23,976", Fraction(24000, 1001)),
+        ("24000/1001", Fraction(24000, 1001)), ("24000 / 1001", Fraction(24000, 1001)),
+        ("2997/125", Fraction(24000, 1001)), ("29.97", Fraction(30000, 1001)), ("30000/1001", Fraction(30000, 1001)),
+        ("47.952", Fraction(48000, 1001)), ("59.94", Fraction(60000, 1001)), ("119.88", Fraction(120000, 1001)),
+        ("12.5", Fraction(25, 2)), ("48/2", Fraction(24)), ("24.0", Fraction(24)),
+        (23.976, Fraction(24000, 1001)), (24000 / 1001, Fraction(24000, 1001)), (25, Fraction(25)),
+    ])
+    def test_decimals_and_fractions_give_exact_rates(self, text, expected):
+        assert parse_rate(text) == expected
+
+    @pytest.mark.parametrize(("text", "nominal"), [("23.976", 24), ("23.98", 24), ("29.97", 30), ("59.94", 60),
+                                                   ("47.952", 48), ("24000/1001", 24), ("24", 24), ("25", 25)])
+    def test_every_broadcast_rate_is_one_otio_timecode_counts_in(self, text, nominal):
+        # the rates as typed fail: "SMPTE timecode does not support this rate"
+        time = otio.opentime.from_timecode("01:00:00:10", float(parse_rate(text)))
+        assert time.value == nominal * 3600 + 10
+
+    @pytest.mark.parametrize(("text", "fragment"), [
+        ("abc", "bad frame rate 'abc'"), ("", "bad frame rate ''"), ("2x", "bad frame rate"), ("1/0", "bad frame rate"),
+        ("nan", "bad frame rate"), ("inf", "bad frame rate"), (float("inf"), "bad frame rate"),
+        (True, "bad frame rate"), (None, "bad frame rate"), ("0", "must be > 0"), ("-24", "must be > 0"),
+        ("2000", "at most 1000"),
+    ])
+    def test_bad_rates_are_one_line_config_errors(self, text, fragment):
+        with pytest.raises(ConfigError, match=re.escape(fragment)) as info:
+            parse_rate(text)
+        assert "\n" not in str(info.value) and "30000/1001" in str(info.value)

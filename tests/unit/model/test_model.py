@@ -2,11 +2,13 @@ import dataclasses
 import json
 import os
 import pickle
+import random
 from pathlib import Path
 
 import pytest
 import torch
 
+from vfxswap.cli import main
 from vfxswap.errors import ConfigError, ModelError
 from vfxswap.model.autoencoder import FaceSwapModel, SwapPath, flops_per_face
 from vfxswap.model.card import FORMAT_VERSION, ModelCard
@@ -135,8 +137,102 @@ class TestCheckpoint:
         path, _ = model_dir
         card = ModelCard.load(path)
         (path / "card.json").write_text(dataclasses.replace(card, ae_dims=64).to_json())
-        with pytest.raises(ModelError, match="does not match its card.json"):
+        with pytest.raises(ModelError, match="does not match card.json") as refused:
             load_model(path)
+        message = str(refused.value)
+        assert "\n" not in message and "of another shape: decoder_dst.mask.0.0.0.bias (128,) (card: (64,))" in message
+        assert "put back the card.json these weights were trained with" in message
+
+    def test_other_architecture(self, model_dir):
+        path, _ = model_dir
+        card = ModelCard.load(path)
+        (path / "card.json").write_text(dataclasses.replace(card, arch="liae").to_json())
+        with pytest.raises(ModelError, match=r"does not match card.json \(\d+ missing: .*; \d+ unexpected: ") as refused:
+            load_model(path)
+        assert "\n" not in str(refused.value) and "Error(s) in loading" not in str(refused.value)
+
+    @pytest.mark.parametrize("content", [
+        random.Random(2).randbytes(3000),  # made torch's safe unpickler raise IndexError: pop from empty list
+        random.Random(14).randbytes(3000), os.urandom(5000), b"", b"hello\n", pickle.dumps([1, 2]),
+    ], ids=["random-indexerror", "random-2", "urandom", "zero-byte", "text", "plain-pickle"])
+    def test_corrupt_train_state(self, model_dir, content):
+        path, _ = model_dir
+        (path / "train_state.pt").write_bytes(content)
+        with pytest.raises(ModelError, match="is corrupt or not a vfxswap training state") as refused:
+            load_train_state(path)
+        assert "\n" not in str(refused.value) and "restore it from a backup" in str(refused.value)
+        assert "weights_only" not in str(refused.value)  # torch's advice must never reach the user
+
+    def test_truncated_train_state(self, model_dir):
+        path, _ = model_dir
+        data = (path / "train_state.pt").read_bytes()
+        for size in (len(data) // 2, 100, 1):
+            (path / "train_state.pt").write_bytes(data[:size])
+            with pytest.raises(ModelError, match="is corrupt or not a vfxswap training state"):
+                load_train_state(path)
+
+    def test_torch_zip_with_a_pickle_payload_is_not_executed(self, model_dir, tmp_path):
+        path, _ = model_dir
+        marker = tmp_path / "pwned"
+
+        class Payload:
+            def __reduce__(self):
+                return (os.mkdir, (str(marker),))
+
+        torch.save({"format": "vfxswap-train-state", "step": 1, "model": {}, "x": Payload()}, path / "train_state.pt")
+        with pytest.raises(ModelError, match="it refers to posix.mkdir; only plain tensors are accepted"):
+            load_train_state(path)
+        assert not marker.exists()
+
+    def test_train_state_without_model_or_step(self, model_dir):
+        path, _ = model_dir
+        torch.save({"format": "vfxswap-train-state", "step": "7"}, path / "train_state.pt")
+        with pytest.raises(ModelError, match="is incomplete"):
+            load_train_state(path)
+
+    def test_resume_from_a_corrupt_train_state_is_one_line_exit_3(self, model_dir, tmp_path, capsys):
+        path, _ = model_dir
+        (path / "train_state.pt").write_bytes(random.Random(2).randbytes(3000))
+        code = main(["train", "--src", str(tmp_path / "src"), "--dst", str(tmp_path / "dst"), "-o", str(path),
+                     "--resume", "--iterations", "8", "--progress", "none"])
+        err = capsys.readouterr().err
+        assert code == 3 and err.count("\n") == 1 and "Traceback" not in err
+        assert err.startswith("vfxswap: error: ") and "is corrupt or not a vfxswap training state" in err
+
+    def test_resume_with_a_train_state_of_another_model(self, model_dir, tmp_path, capsys):
+        path, _ = model_dir
+        other = FaceSwapModel(dataclasses.replace(ModelCard.load(path), ae_dims=64))
+        torch.save({"format": "vfxswap-train-state", "step": 7, "model": other.state_dict()}, path / "train_state.pt")
+        code = main(["train", "--src", str(tmp_path / "src"), "--dst", str(tmp_path / "dst"), "-o", str(path),
+                     "--resume", "--iterations", "8", "--progress", "none"])
+        err = capsys.readouterr().err
+        assert code == 3 and err.count("\n") == 1, err
+        assert "train_state.pt does not match card.json (" in err and "of another shape: decoder" in err
+
+    @pytest.mark.parametrize("content", [os.urandom(4000), b"", b"\x08" + bytes(7) + b"{}"],
+                             ids=["random", "zero-byte", "tiny-header"])
+    def test_corrupt_weights(self, model_dir, content):
+        path, _ = model_dir
+        (path / "weights.safetensors").write_bytes(content)
+        with pytest.raises(ModelError, match="is not a valid safetensors file") as refused:
+            load_model(path)
+        assert "\n" not in str(refused.value) and "restore it from a backup" in str(refused.value)
+
+    @pytest.mark.parametrize("edit, match", [
+        (lambda text: os.urandom(300), "not UTF-8 text"),
+        (lambda text: b"", "not valid JSON"),
+        (lambda text: text.replace(b'"resolution": 64', b'"resolution": 64.0'), "resolution must be an integer in 64..512, got 64.0"),
+        (lambda text: text.replace(b'"separable": true', b'"separable": "no"'), "separable must be true or false, got 'no'"),
+        (lambda text: text.replace(b'"mask_head": true', b'"mask_head": 3'), "mask_head must be true or false, got 3"),
+        (lambda text: text.replace(b'"color_space": "srgb"', b'"color_space": 5'), "color_space must be a string"),
+        (lambda text: text.replace(b'"steps": 7', b'"steps": -7'), "steps must be >= 0"),
+    ], ids=["random", "zero-byte", "float-resolution", "string-bool", "int-bool", "int-string", "negative-steps"])
+    def test_corrupt_card(self, model_dir, edit, match):
+        path, _ = model_dir
+        (path / "card.json").write_bytes(edit((path / "card.json").read_bytes()))
+        with pytest.raises(ModelError, match=match) as refused:
+            load_model(path)
+        assert "\n" not in str(refused.value)
 
     def test_missing_model(self, tmp_path):
         with pytest.raises(ModelError, match="card.json is missing"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
@@ -105,3 +106,14 @@ def test_movie_frames_are_numbered_from_start_frame():
     with open_source(SAMPLES / "plate.mp4") as src:
         frame = next(f.image for f in src.frames(start=9))
     assert np.abs(images[0] - frame / 255).max() < 1e-3
+
+
+def test_saved_images_keep_an_ntsc_rate_exact(tmp_path):
+    """A host's ``fps`` of 23.976 is stored as 24000/1001 (not 2997/125), like ``--rate 23.976``."""
+    from vfxswap.io import probe
+
+    pattern = tmp_path / "out.####.exr"
+    hosts.save_display_images(np.full((2, 8, 8, 3), 0.5, np.float32), pattern, DisplayView("linear"), fps=23.976)
+    assert probe(pattern).fps == Fraction(24000, 1001)
+    with pytest.raises(ConfigError, match="must be > 0"):
+        hosts.save_display_images(np.zeros((1, 8, 8, 3), np.float32), pattern, DisplayView("linear"), fps=0)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
-from vfxswap.errors import ConfigError
+from vfxswap.errors import ConfigError, OutputError
 from vfxswap.io import open_writer
 from vfxswap.timeline.executors import execute_task, run_plan, task_command
 from vfxswap.timeline.farm import Plan, Task
@@ -73,6 +74,17 @@ class TestLocal:
         assert report.ok and report.results[0].attempts == 1 and report.executor == "local"
 
 
+    def test_a_task_log_planted_as_a_symlink_is_not_written_through(self, tmp_path):
+        victim = tmp_path / "victim.txt"
+        victim.write_text("keep me\n")
+        (tmp_path / "logs").mkdir()
+        (tmp_path / "logs" / "check.log").symlink_to(victim)
+        task = _task("check", "verify", str(tmp_path / "never.mkv"), "--frames", "1-2")
+        with pytest.raises(OutputError, match="symlink"):
+            run_plan(_plan([task]), workers=1, retries=0, log_dir=tmp_path / "logs")
+        assert victim.read_text() == "keep me\n"
+
+
 class TestCommands:
     def test_tasks_run_this_interpreter(self):
         assert task_command(["vfxswap", "verify", "x"]) == [sys.executable, "-m", "vfxswap", "verify", "x"]
@@ -82,6 +94,14 @@ class TestCommands:
     def test_execute_task_returns_code_and_output(self):
         code, output = execute_task(["vfxswap", "--version"])
         assert code == 0 and output.startswith("vfxswap ")
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="tasks lead their own group on Linux")
+    def test_each_task_leads_its_own_process_group(self):
+        groups = []
+        code, _ = execute_task(["vfxswap", "--version"],
+                               on_start=lambda p: groups.append((p.pid, os.getpgid(p.pid), os.getpgid(0))))
+        (pid, group, ours), = groups
+        assert code == 0 and group == pid != ours  # stop_process() signals the group, Ctrl-C here reaches us only
 
 
 class TestOptions:

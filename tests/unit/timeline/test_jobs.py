@@ -179,7 +179,7 @@ class TestRelink:
     def test_relink_only_links_clips_whose_frames_are_all_on_disk(self, conform, tmp_path):
         a_shot, b_shot, s_shot = conform.shots
         (tmp_path / "out").mkdir()
-        for n in range(1011, 1015):  # clip a complete (stand-in pictures: relinking reads no pixels)
+        for n in range(1011, 1015):  # clip a complete (stand-in pictures: relinking checks they decode)
             shutil.copy(SAMPLES / "plate_seq" / "plate.1001.png", frame_path(a_shot.output, n))
         for n in range(1051, 1053):  # clip b half there
             shutil.copy(SAMPLES / "plate_seq" / "plate.1001.png", frame_path(b_shot.output, n))
@@ -199,6 +199,39 @@ class TestRelink:
         assert a.source_range == before[0].source_range
         for untouched, original in zip((b, s, gone), before[1:]):
             assert untouched.is_equivalent_to(original)
+
+    def test_relink_only_refuses_frames_that_do_not_decode(self, conform, tmp_path):
+        a_shot, b_shot, _ = conform.shots
+        (tmp_path / "out").mkdir()
+        good = (SAMPLES / "plate_seq" / "plate.1001.png").read_bytes()
+        for n in range(1010, 1016):  # a's frames and its handles
+            Path(frame_path(a_shot.output, n)).write_bytes(good)
+        Path(frame_path(a_shot.output, 1012)).write_bytes(b"")  # what a full disk leaves
+        Path(frame_path(a_shot.output, 1013)).write_bytes(good[: len(good) // 2])  # cut off
+        for n in range(1051, 1055):
+            Path(frame_path(b_shot.output, n)).write_bytes(good)
+        (tmp_path / "notes.txt").write_text("not a picture")
+        Path(frame_path(b_shot.output, 1054)).unlink()
+        Path(frame_path(b_shot.output, 1054)).symlink_to(tmp_path / "notes.txt")
+        before = [c.clone() for c in conform.cut.timeline.find_clips()]
+        relink(conform, model="/models/m")
+        a, b = conform.clips[:2]
+        assert a.status == b.status == "not converted"
+        assert a.message.startswith("2 converted frames unreadable (1012-1013: ") and a.message.endswith(a_shot.output)
+        assert b.message.startswith("1 converted frames unreadable (1054: ")
+        for clip_, original in zip(conform.cut.timeline.find_clips(), before):
+            assert clip_.is_equivalent_to(original)
+
+    def test_relink_only_refuses_an_empty_movie(self, tmp_path):
+        cut = make_cut(tmp_path, [clip("a", "plate.mp4", 86410, 4)])
+        conform = plan(cut, output_dir=tmp_path, media_dir=SAMPLES, ext="mov")
+        (shot,) = conform.shots
+        Path(shot.output).write_bytes(b"")
+        relink(conform, model="/m")
+        (job,) = conform.clips
+        assert job.status == "not converted"
+        assert job.message.startswith("4 converted frames unreadable (1011-1014: ") and "empty (0 bytes)" in job.message
+        assert job.clip.active_media_reference_key != VFXSWAP_KEY
 
     def test_after_converting_no_face_and_errors_leave_clips_as_they_were(self, conform):
         a_shot, b_shot, s_shot = conform.shots

@@ -66,6 +66,44 @@ class TestReadCut:
         (c,) = cut.timeline.find_clips()
         assert c.source_range == TR(RT(25 * 3600 + 10, 25), RT(12, 25)) and cut.adapter == "cmx_3600"
 
+    @pytest.mark.parametrize(("rate", "exact"), [("23.976", (24000, 1001)), ("23.98", (24000, 1001)),
+                                                 ("24000/1001", (24000, 1001)), (29.97, (30000, 1001)),
+                                                 ("59.94", (60000, 1001))])
+    def test_edl_at_ntsc_rates(self, tmp_path, rate, exact):
+        path = tmp_path / "cut.edl"
+        path.write_text("TITLE: t\nFCM: NON-DROP FRAME\n\n"
+                        "001  plate    V     C        01:00:00:10 01:00:00:22 00:00:00:00 00:00:00:12\n"
+                        "* FROM CLIP NAME: sh010\n* FROM CLIP: plate.mp4\n")
+        (c,) = read_cut(path, rate=rate).timeline.find_clips()
+        fps = exact[0] / exact[1]
+        assert c.source_range == TR(RT(round(fps) * 3600 + 10, fps), RT(12, fps))
+        assert c.source_range.start_time.rate == fps  # the exact rational rate, not 23.976
+
+    def test_an_edl_rate_timecode_cannot_count_in_is_a_usage_error(self, tmp_path):
+        path = tmp_path / "cut.edl"
+        path.write_text("TITLE: t\n001  plate    V     C        01:00:00:10 01:00:00:22 00:00:00:00 00:00:00:12\n")
+        with pytest.raises(ConfigError, match="--rate 119.88: EDL timecode cannot count at this rate"):
+            read_cut(path, rate="119.88")
+        with pytest.raises(ConfigError, match="bad frame rate"):
+            read_cut(path, rate="fast")
+
+    def test_an_adapter_crash_on_a_malformed_edl_says_what_to_do(self, tmp_path):
+        # a video and an audio line with one event number: the cmx_3600 adapter takes the second for the
+        # event's dissolve and crashes with "'ClipHandler' object has no attribute 'transaction_id'"
+        path = tmp_path / "dup.edl"
+        path.write_text("TITLE: dup\nFCM: NON-DROP FRAME\n\n"
+                        "001  AX       V     C        01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n"
+                        "001  AX       A     C        01:00:00:00 01:00:01:00 01:00:00:00 01:00:01:00\n"
+                        "* FROM CLIP NAME: plate.mov\n")
+        with pytest.raises(AttributeError, match="transaction_id"):
+            otio.adapters.read_from_file(str(path), rate=24)  # the adapter's own failure
+        with pytest.raises(TimelineError) as info:
+            read_cut(path)
+        message = str(info.value)
+        assert "\n" not in message and f"cannot read {path}: the cmx_3600 adapter crashed on it" in message
+        assert "the EDL is malformed" in message and "both numbered 001" in message
+        assert "export the cut again as a CMX3600 EDL" in message and ".otio" in message
+
     def test_malformed_file_is_a_one_line_timeline_error(self, tmp_path):
         for name, text in (("bad.otio", '{"OTIO_SCHEMA": "Timeline.1", "tracks": '), ("bad.edl", "garbage\n"),
                            ("bad.xml", "<xmeml"), ("bad.otioz", "not a zip")):
@@ -206,6 +244,11 @@ class TestMediaPaths:
         assert resolve_media("x/b.mov", base=cutdir, media_dir=mediadir) == str(mediadir / "b.mov")
         assert resolve_media(f"file://{cutdir}/sub/a.mov", base="/") == str(cutdir / "sub" / "a.mov")
         assert resolve_media("missing.mov", base=cutdir) == str(cutdir / "missing.mov")  # named in messages
+        # without media_dir, media beside the cut are found by name (the --media-dir default)
+        (cutdir / "c.mov").write_bytes(b"")
+        assert resolve_media("/Volumes/editorial/c.mov", base=cutdir) == str(cutdir / "c.mov")
+        assert resolve_media("elsewhere/c.mov", base=cutdir) == str(cutdir / "c.mov")
+        assert resolve_media("/Volumes/editorial/lost.mov", base=cutdir) == "/Volumes/editorial/lost.mov"
 
     def test_media_roots(self, tmp_path):
         root = tmp_path / "shows"

@@ -104,6 +104,39 @@ class TestLinker:
         assert sh010.source_range == original.find_clips()[0].source_range
         assert sh020.is_equivalent_to(original.find_clips()[1]) and audio.is_equivalent_to(original.find_clips()[2])
 
+    def test_frames_that_do_not_decode_are_not_converted_media(self, converted, cut, tmp_path):
+        media = tmp_path / "media"
+        shutil.copytree(converted / "media", media)
+        args = {**self.args(converted), "media_dir": str(media)}
+        (media / "plate_vfxswap.1003.png").write_bytes(b"")  # a handle frame, outside sh010's 1004-1006
+        sh010 = otio.adapters.read_from_file(str(cut), media_linker_name="vfxswap_linker",
+                                             media_linker_argument_map=args).find_clips()[0]
+        assert sh010.active_media_reference_key == VFXSWAP_KEY
+        assert (sh010.media_reference.start_frame, sh010.media_reference.end_frame()) == (1004, 1006)
+        (media / "plate_vfxswap.1005.png").write_bytes(b"")  # one the clip shows: what a full disk leaves
+        for partial in ("false", "true"):
+            sh010 = otio.adapters.read_from_file(str(cut), media_linker_name="vfxswap_linker",
+                                                 media_linker_argument_map={**args, "partial": partial}).find_clips()[0]
+            if partial == "false":
+                assert sh010.active_media_reference_key == "DEFAULT_MEDIA" and VFXSWAP_KEY not in sh010.metadata
+            else:  # partial links the run of good frames from the first good one: 1004 alone
+                assert (sh010.media_reference.start_frame, sh010.media_reference.end_frame()) == (1004, 1004)
+
+    def test_original_media_beside_the_cut_are_found_by_name(self, converted, tmp_path):
+        ref = otio.schema.ImageSequenceReference("file:///Volumes/editorial/plate_seq/", "plate.", ".png",
+                                                 start_frame=1001, rate=24, frame_zero_padding=4,
+                                                 available_range=TR(RT(86400, 24), RT(8, 24)))
+        tl = otio.schema.Timeline("cut")
+        tl.tracks.append(otio.schema.Track("V1"))
+        tl.tracks[0].append(otio.schema.Clip("sh010", ref, TR(RT(86403, 24), RT(3, 24))))
+        path = tmp_path / "cut.otio"
+        otio.adapters.write_to_file(tl, str(path))
+        args = {**self.args(converted), "cut_dir": str(SAMPLES / "plate_seq")}  # no search_dir
+        (sh010,) = otio.adapters.read_from_file(str(path), media_linker_name="vfxswap_linker",
+                                                media_linker_argument_map=args).find_clips()
+        assert sh010.active_media_reference_key == VFXSWAP_KEY
+        assert sh010.metadata[VFXSWAP_KEY]["source"] == str(SAMPLES / "plate_seq" / "plate.####.png")
+
     def test_media_dir_is_required(self, cut):
         with pytest.raises(ValueError, match="media_dir"):
             otio.adapters.read_from_file(str(cut), media_linker_name="vfxswap_linker", media_linker_argument_map={})

@@ -74,6 +74,22 @@ class TestFaceBank:
             diff = np.abs(bank.images[i].astype(np.float32) - direct.astype(np.float32))
             assert diff.mean() < 6.0, diff.mean()
 
+    def test_whole_face_from_a_head_faceset_follows_the_face(self, tmp_path):
+        """DeepFaceLab's head crop is shifted sideways by the face's yaw: a narrower crop is cut
+        through the frame, not by a fixed scale of the head crop."""
+        from vfxswap.config import ExtractConfig
+        from vfxswap.extract import extract
+
+        seq = ROOT / "samples" / "plate_seq"
+        extract(str(seq / "plate.1001.png"), tmp_path / "head", ExtractConfig(size=128, face_type="head"))
+        bank = FaceBank(tmp_path / "head", resolution=64, face_type="whole_face")
+        frame = cv2.cvtColor(cv2.imread(str(seq / "plate.1001.png")), cv2.COLOR_BGR2RGB)
+        for i, record in enumerate(bank.records):
+            m = face_from_frame(record.landmarks, 64, "whole_face")
+            np.testing.assert_allclose(bank.landmarks[i], record.landmarks @ m[:, :2].T + m[:, 2], atol=0.05)
+            diff = np.abs(bank.images[i].astype(np.float32) - warp_to_face(frame, m, 64).astype(np.float32))
+            assert diff.mean() < 8.0, (i, diff.mean())
+
     def test_wider_face_type_is_refused(self, dst_faceset):
         with pytest.raises(ConfigError) as info:
             FaceBank(dst_faceset, resolution=64, face_type="head")
