@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from fractions import Fraction
 from pathlib import Path
@@ -54,6 +55,8 @@ class TestDuplicateTimestamps:
         assert "has pts 42, not after the previous frame's 42: written at 43" in done.stderr
         pts = decoded_pts(out)
         assert pts == [0, 42, 43, 83, 125, 126, 167, 208, 250, 251, 292, 333]  # 1 ms: mkv's smallest tick
+        settings = json.loads((tmp_path / "swap.vfxswap.json").read_text())
+        assert settings["retimed"] == [[2, 42, 43], [5, 125, 126], [9, 250, 251]]  # recorded beside the output
 
     def test_a_plain_transcode_agrees_on_the_frame_count(self, duplicate_timestamps):
         with av.open(str(duplicate_timestamps)) as c:

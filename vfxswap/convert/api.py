@@ -308,7 +308,7 @@ def convert(source: str | os.PathLike, model_dir: str | os.PathLike, output: str
         timings = run_pipeline(works, stages, sink)
         if short:
             _check_short(short[0], output, counts["frames"], config.allow_short)
-    _write_settings(output, source, model_dir, resolved, model.card)
+    _write_settings(output, source, model_dir, resolved, model.card, retimed=getattr(writer, "nudged", []))
     return ConvertReport(output=str(output), frames=counts["frames"], frames_swapped=counts["swapped"],
                          faces_swapped=counts["faces"], backend=model.runner.name, seconds=time.perf_counter() - start,
                          stage_seconds={k: round(v, 3) for k, v in timings.items()},
@@ -421,15 +421,19 @@ def _matte_frame(work: FrameWork, as_float: bool) -> Frame:
 _CHUNK_SETTINGS = ("frames", "skip_existing", "allow_short")
 
 
-def _write_settings(output, source, model_dir, config: ConvertConfig, card) -> None:
-    """The resolved settings beside the output (``NAME.vfxswap.json``), written atomically.
+def _write_settings(output, source, model_dir, config: ConvertConfig, card,
+                    retimed: list[tuple[int, int, int]] = ()) -> None:
+    """The resolved settings beside the output (``NAME.vfxswap.json``), written atomically; a movie's
+    ``retimed`` lists ``[frame index, pts given, pts written]`` of frames moved one tick later to keep
+    time increasing (duplicate timestamps).
 
     A sequence's file is shared by the chunks that render it (``--frames`` ranges, possibly at once):
     under a lock, ``frames`` becomes the union with those of a file already there from the same
     render (same source, model and other settings); a different render replaces it."""
     path = settings_file(output)
     data = json.loads(json.dumps({"vfxswap": __version__, "source": str(source), "model": str(model_dir),
-                                  "card": dataclasses.asdict(card), "settings": dataclasses.asdict(config)}))
+                                  "card": dataclasses.asdict(card), "settings": dataclasses.asdict(config),
+                                  **({"retimed": [list(r) for r in retimed]} if retimed else {})}))
 
     def write() -> None:
         text = json.dumps(data, indent=2) + "\n"
