@@ -149,6 +149,7 @@ def main() -> int:
             misses[t["key"]] = misses.get(t["key"], 0) + (not t["passed"])
             labels[t["key"]] = t["label"]
     missed = "; ".join(f"{labels[key]} missed in {n} of {len(passed)}" for key, n in misses.items() if n)
+    targets_text = ", ".join(f"{t['label']} {t['op']} {t['limit']:g}" for t in data["runs"][0]["targets"])
     gap = first.get("src_shape_gap_mean")
     limit = next(t["limit"] for t in data["runs"][0]["targets"] if t["key"] == "landmark_error_mean")
     out_of_reach = ("" if gap is None or gap <= limit else
@@ -168,9 +169,8 @@ cores: {convert_s:.0f} s of converts and {eval_s:.0f} s of evals in all): for ev
 with a link to each run's contact sheet (first rows: plate | swap | matte | difference x4).
 
 The demo model is {about_model}, so the numbers are for comparing
-settings on one shot, not absolute quality. Targets (issue 8): frames closer to src than to the plate
-face >= 90 %, landmark error <= 0.08 IOD, seam gradient ratio <= 1.5, border ΔE <= 6 (with rct);
-jitter: `--smooth 3` at most half of `--smooth 0` (tested in `tests/integration/test_eval_cli.py`;
+settings on one shot, not absolute quality. Targets (`vfxswap eval`'s report): {targets_text};
+placement jitter: `--smooth 3` at most half of `--smooth 0` (tested in `tests/integration/test_eval_cli.py`;
 colour and blend modes do not change the placement, so jitter is the same in every row).
 Runs meeting every target: {", ".join(all_pass) or "none"}{" (" + missed + ")" if missed else ""}.
 

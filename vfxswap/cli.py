@@ -113,11 +113,25 @@ def _faceset_damage(s: dict) -> int:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a dual-decoder face-swap model on two facesets",
                        description="Train (or --resume) a model: src = the identity to put in, dst = the person "
-                                   "in the plate. Saves every --save-every steps, at the end, and on Ctrl-C/SIGTERM.")
-    p.add_argument("--src", required=True, metavar="FACESET", help="faceset of the identity to put in")
-    p.add_argument("--dst", required=True, metavar="FACESET", help="faceset of the person in the plate")
+                                   "in the plate. Saves every --save-every steps, at the end, and on Ctrl-C/SIGTERM. "
+                                   "--pretrain FACESET ... trains a model on many people instead, to start new "
+                                   "pairs from with --init.")
+    p.add_argument("--src", metavar="FACESET", help="faceset of the identity to put in")
+    p.add_argument("--dst", metavar="FACESET", help="faceset of the person in the plate")
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="model folder")
-    p.add_argument("--iterations", type=int, default=1000, help="train until this many steps in total (default 1000)")
+    p.add_argument("--pretrain", nargs="+", metavar="FACESET",
+                   help="instead of --src/--dst: pretrain on the union of these facesets (many people; both "
+                        "decoders learn the same pool); the card is marked pretrained")
+    p.add_argument("--init", metavar="PRETRAINED",
+                   help="start a new model from PRETRAINED's weights (names and shapes that match; step 0, fresh "
+                        "optimizer); --arch, --resolution, --face-type and --preset must be PRETRAINED's")
+    p.add_argument("--init-decoders", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --init, copy the decoders too (default); --no-init-decoders: encoder and inter only")
+    p.add_argument("--iterations", type=int, default=None,
+                   help="train until this many steps in total (default 1000; no limit with --time-limit alone)")
+    p.add_argument("--time-limit", metavar="DURATION",
+                   help="wall-clock budget from the start (or the resume): 90, 90s, 45m, 2h, 1h30m; the run "
+                        "saves and stops when it is spent, or at --iterations if that comes first")
     p.add_argument("--resolution", type=int, default=128, help="crop size, multiple of 16 in 64..512 (default 128)")
     p.add_argument("--face-type", choices=FACE_TYPES, default="whole_face", help="crop coverage (default whole_face)")
     p.add_argument("--arch", choices=["df", "liae"], default="df", help="architecture (default df)")
@@ -145,21 +159,28 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .progress import Progress
-    from .train.loop import TrainConfig, train
+    from .train.loop import TrainConfig, format_duration, parse_duration, train
 
+    time_limit = None if args.time_limit is None else parse_duration(args.time_limit)
+    iterations = args.iterations if args.iterations is not None or time_limit else 1000
     config = TrainConfig(
-        src=args.src, dst=args.dst, output=args.output, iterations=args.iterations, resolution=args.resolution,
+        src=args.src, dst=args.dst, output=args.output, pretrain=tuple(args.pretrain or ()), init=args.init,
+        init_decoders=args.init_decoders, iterations=iterations, time_limit=time_limit, resolution=args.resolution,
         face_type=args.face_type, arch=args.arch, preset=args.preset, batch_size=args.batch_size, lr=args.lr,
         clip_grad=args.clip_grad, save_every=args.save_every, preview_every=args.preview_every, seed=args.seed,
         workers=args.workers, holdout=args.holdout, color_transfer=args.color_transfer, device=args.device, amp=args.amp,
         channels_last=args.channels_last, compile=args.compile, resume=args.resume, distributed=int(os.environ.get("WORLD_SIZE", "1")) > 1)  # set by torchrun
-    with Progress(args.progress, unit="steps") as progress:
+    with Progress(args.progress, unit="steps", speed=True) as progress:
         report = train(config, progress=lambda done, total, losses: progress(done, total))
     losses = "  ".join(f"{k} {v:.4f}" for k, v in report.losses.items())
     if os.environ.get("RANK", "0") != "0":
         return EXIT_OK  # under torchrun, rank 0 reports
     print(f"trained to step {report.steps} in {report.seconds:.1f} s ({report.steps_per_second:.2f} steps/s, "
           f"{100 * report.data_wait_fraction:.0f}% waiting for data) -> {report.output}; {losses}", flush=True)
+    if report.stopped_on_time_limit:
+        print(f"stopped at the time limit ({format_duration(time_limit)}); --resume continues", flush=True)
+    if report.init_tensors:
+        print(f"initialised {report.init_tensors} tensors from {args.init}", flush=True)
     return EXIT_OK
 
 

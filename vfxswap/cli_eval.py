@@ -23,8 +23,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "eval", help="measure a swapped shot and write a report (or --compare reports)",
-        description="Measure a swap against its plate, frame by frame: identity (toward src, away from the "
-                    "plate face), landmark error, placement jitter, flicker, seam gradient ratio and border "
+        description="Measure a swap against its plate, frame by frame: whether the detector still finds the "
+                    "swapped face, face detail (swap / plate), identity (toward src, away from the plate face), "
+                    "landmark error, expression following (mouth and eye opening vs the plate), landmark "
+                    "jitter relative to the plate's, placement jitter, flicker, seam gradient ratio and border "
                     "colour difference; plus reconstruction of held-out faceset faces. Writes DIR/metrics.json, "
                     "DIR/report.html (self-contained) and DIR/contact_sheet.png. The matte, patches, frame range "
                     "and model are read from SWAPPED's settings file (NAME.vfxswap.json) when not given. "
@@ -118,9 +120,11 @@ def run_shot(args: argparse.Namespace) -> int:
 
     recon = "".join(f", {r.side} reconstruction SSIM {r.ssim:.3f} PSNR {r.psnr:.1f} dB" for r in recons)
     print(f"evaluated {s['frames']} frames ({s['faces']} swapped faces): "
+          f"face found {f('face_found_rate', '{:.0%}')}, detail {f('face_detail_ratio_mean', '{:.2f}')}, "
           f"toward src {f('identity_toward_src', '{:.0%}')}, "
           f"landmark error {f('landmark_error_mean', '{:.3f}')} IOD "
-          f"(src shape gap {f('src_shape_gap_mean', '{:.3f}')}), jitter {f('jitter', '{:.3%}')}, "
+          f"(src shape gap {f('src_shape_gap_mean', '{:.3f}')}), mouth corr. {f('mouth_correlation', '{:.2f}')}, "
+          f"landmark jitter {f('landmark_jitter_ratio', '{:.2f}')}x the plate's, jitter {f('jitter', '{:.3%}')}, "
           f"flicker {f('flicker_ratio', '{:.2f}')}, seam {f('seam_ratio_mean', '{:.2f}')}, "
           f"border dE {f('border_delta_e_mean', '{:.2f}')}{recon}; targets met {sum(t['passed'] for t in passed)}"
           f"/{len(passed)} -> {files.html}", flush=True)

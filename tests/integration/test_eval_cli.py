@@ -1,5 +1,5 @@
 """`vfxswap eval` end to end: real converts of the sample plate with the demo model, measured
-through the real CLI, and the quality targets of issue 8 asserted on them (on frames 1001-1024)."""
+through the real CLI, and the quality targets of issues 8 and 16 asserted on them (on frames 1001-1024)."""
 
 from __future__ import annotations
 
@@ -91,23 +91,30 @@ def report_unsmoothed(work, unsmoothed) -> tuple[Path, dict]:
 
 
 class TestQualityTargets:
-    """Issue 8's targets on the sample shot with the demo model (frames 1001-1024)."""
+    """Issue 8's and 16's targets on the sample shot with the demo model (frames 1001-1024)."""
 
-    def test_identity_moves_toward_src_in_at_least_90_percent_of_frames(self, report):
+    def test_identity_moves_toward_src_in_at_least_95_percent_of_frames(self, report):
         _, data, _ = report
         frames = [f for f in data["frames"] if f["toward_src"] is not None]
         assert len(frames) == 24  # every swapped frame measured
-        assert data["summary"]["identity_toward_src"] >= 0.9
+        assert data["summary"]["identity_toward_src"] >= 0.95
         # and the swap is closer to src than the plate face was before
         assert data["summary"]["identity_src_mean"] > data["summary"]["plate_identity_src_mean"]
 
     @pytest.mark.xfail(strict=True, reason="out of reach on the sample shot: the src person's own faces are "
                                            "0.16 IOD from the laughing, turned plate face (src_shape_gap_mean), "
                                            "so any swap showing her features scores about that (measured 0.15); "
-                                           "meeting 0.08 needs a src faceset that covers the plate's expression")
-    def test_landmark_error_is_at_most_0_08_iod(self, report):
+                                           "meeting 0.10 needs a src faceset that covers the plate's expression")
+    def test_landmark_error_is_at_most_0_10_iod(self, report):
         _, data, _ = report
-        assert data["summary"]["landmark_error_mean"] <= 0.08
+        assert data["summary"]["landmark_error_mean"] <= 0.10
+
+    @pytest.mark.xfail(strict=True, reason="the demo model (64 px, 3000 steps) paints a smudge: face detail "
+                                           "0.07 of the plate's (issue 16 item 7 retrains it)")
+    def test_face_detail_ratio_is_at_least_0_6(self, report):
+        _, data, _ = report
+        assert data["summary"]["face_found_rate"] == 1.0  # dlib still finds the smudge: detail is what tells
+        assert data["summary"]["face_detail_ratio_mean"] >= 0.6
 
     def test_landmark_error_is_within_what_the_src_faces_own_shapes_allow(self, report):
         """The swap keeps the plate's pose: it is no further from the plate's landmarks than the nearest
@@ -118,6 +125,23 @@ class TestQualityTargets:
         summary = data["summary"]
         assert 0 < summary["src_shape_gap_mean"] < 1
         assert summary["landmark_error_mean"] <= summary["src_shape_gap_mean"] + 0.02
+
+    def test_the_blur_proof_measures_are_reported_per_face_and_summarised(self, report):
+        """Issue 16: face found, detail, identity distances, expression following, landmark jitter."""
+        _, data, stdout = report
+        faces = [face for f in data["frames"] for face in f["faces"]]
+        s = data["summary"]
+        assert all(face["face_found"] is not None and face["detail_ratio"] > 0 for face in faces)
+        assert "landmarks" not in faces[0] and "plate_landmarks" not in faces[0]
+        assert s["face_found_rate"] == pytest.approx(sum(face["face_found"] for face in faces) / len(faces))
+        assert s["face_detail_ratio_mean"] == pytest.approx(np.mean([face["detail_ratio"] for face in faces]))
+        assert s["mouth_tracks"] == 1 and -1 <= s["mouth_correlation"] <= 1
+        assert s["landmark_jitter_ratio"] == pytest.approx(s["landmark_jitter"] / s["plate_landmark_jitter"])
+        assert s["identity_src_distance_mean"] < s["identity_dst_distance_mean"]  # closer to src than the plate face
+        assert [t["key"] for t in data["targets"]][:6] == [
+            "face_found_rate", "identity_toward_src", "face_detail_ratio_mean", "landmark_error_mean",
+            "mouth_correlation", "landmark_jitter_ratio"]
+        assert "face found" in stdout and "mouth corr." in stdout
 
     def test_smoothing_at_least_halves_the_converter_jitter(self, smoothed, unsmoothed):
         def jitter(folder: Path) -> float:
@@ -169,7 +193,9 @@ class TestReport:
         assert [f["frame"] for f in data["frames"]] == list(range(1001, 1025))
         assert {f["mask"] for f in data["frames"]} == {"matte"}
         assert all(len(f["faces"]) == 1 and f["faces"][0]["detected"] for f in data["frames"])
-        assert data["summary"]["jitter"] > 0 and "targets met 3/4" in stdout
+        measured = [t for t in data["targets"] if t["passed"] is not None]
+        assert len(measured) == 8 and data["summary"]["jitter"] > 0
+        assert f"targets met {sum(t['passed'] for t in measured)}/8" in stdout
 
     def test_the_report_jitter_is_the_patches_jitter(self, report, smoothed):
         _, data, _ = report
@@ -193,7 +219,8 @@ class TestReport:
         parser = assert_self_contained(out / "report.html")
         text = (out / "report.html").read_text(encoding="utf-8")
         assert {"svg", "polyline", "img"} <= parser.tags
-        assert text.count("<svg") == 6
+        assert text.count("<svg") == 9
+        assert "face detail ratio" in text and "mouth opening" in text
         assert "worst seam" in text and "landmark error (inter-ocular distances)" in text
         assert all(ref.startswith("data:image/") for ref in parser.refs)
 
@@ -221,7 +248,7 @@ class TestReport:
         assert [f["frame"] for f in data["frames"]] == list(range(1005, 1017))
         assert {f["mask"] for f in data["frames"]} == {"patches"}
         assert data["inputs"]["matte"] is None
-        assert data["summary"]["identity_toward_src"] >= 0.9
+        assert data["summary"]["identity_toward_src"] >= 0.95
         assert 0 < data["summary"]["src_shape_gap_mean"] < 1  # from the one src image's landmarks
 
     def test_compare_puts_runs_side_by_side(self, work, report, report_unsmoothed):

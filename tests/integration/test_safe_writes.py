@@ -4,7 +4,6 @@ against a full disk, through the real CLI on the bundled samples (issue 15, item
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 

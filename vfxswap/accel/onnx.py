@@ -4,6 +4,11 @@ It runs ``MODEL/export/swap.onnx``; when that file is missing or was exported fr
 exports it first (``vfxswap export`` does the same, checked against PyTorch). The export is keyed by
 the weights file's size and modification time stored in the ONNX metadata. The export is a cache: one
 that cannot be read or that ONNX Runtime cannot load is logged, deleted and exported again.
+
+An ONNX-only model folder (:func:`is_onnx_only`: ``card.json`` and ``export/swap.onnx``, no
+``weights.safetensors``, e.g. a model trained by another tool) runs its ``swap.onnx`` as it is: that
+file is the model, not a cache, so it is checked for the signature ``vfxswap export`` writes and is
+never deleted or re-exported.
 """
 
 from __future__ import annotations
@@ -29,6 +34,30 @@ log = logging.getLogger(__name__)
 def _weights_key(model_dir: Path) -> str:
     st = (model_dir / "weights.safetensors").stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def is_onnx_only(model_dir: str | Path) -> bool:
+    """Whether ``model_dir`` holds ``export/swap.onnx`` but no ``weights.safetensors`` (an ONNX-only model)."""
+    root = Path(model_dir)
+    return not (root / "weights.safetensors").exists() and (root / "export" / "swap.onnx").is_file()
+
+
+def check_signature(session, card: ModelCard, path: Path) -> None:
+    """Check that a session has the swap signature of ``vfxswap export``: input ``face``
+    ``(B, 3, R, R)`` (R = ``card.resolution``), outputs ``rgb`` and ``mask``.
+
+    Raises:
+        ModelError: another signature (names or shape).
+    """
+    r = card.resolution
+    inputs = {i.name: list(i.shape) for i in session.get_inputs()}
+    outputs = [o.name for o in session.get_outputs()]
+    shape = inputs.get("face")
+    if list(inputs) != ["face"] or len(shape) != 4 or shape[1:] != [3, r, r] or not {"rgb", "mask"} <= set(outputs):
+        found = ", ".join(f"{k} {v}" for k, v in inputs.items())
+        raise ModelError(f"{path} does not have the swap signature of card.json: it needs input face (B, 3, {r}, {r}) "
+                         f"and outputs rgb, mask (as `vfxswap export` writes), found inputs {found} and outputs "
+                         f"{', '.join(outputs)}")
 
 
 def _session(ort, path: Path, providers: list[str]):
@@ -63,19 +92,31 @@ class OnnxRunner(_RunnerBase):
             raise EngineError("the onnxruntime backend needs `pip install onnxruntime`") from None
         root = Path(model_dir)
         self.card = ModelCard.load(root)
-        path = self._exported(root)
+        onnx_only = is_onnx_only(root)
+        path = root / "export" / "swap.onnx" if onnx_only else self._exported(root)
         available = ort.get_available_providers()
         if device == "cuda" and "CUDAExecutionProvider" not in available:
             raise EngineError("onnxruntime has no CUDA provider here (install onnxruntime-gpu, or use --device cpu)")
         use_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
         providers = (["CUDAExecutionProvider"] if use_cuda else []) + ["CPUExecutionProvider"]
+        if onnx_only:  # the file is the model: never deleted, never re-exported
+            try:
+                self._session = _session(ort, path, providers)
+            except EngineError as exc:
+                raise ModelError(f"{exc}: this ONNX-only model (no weights.safetensors) is damaged; "
+                                 "restore export/swap.onnx from where it was made") from None
+            check_signature(self._session, self.card, path)
+        else:
+            self._open_cached(ort, root, path, providers)
+        self.device = "cuda" if use_cuda else "cpu"
+
+    def _open_cached(self, ort, root: Path, path: Path, providers: list[str]) -> None:
         try:
             self._session = _session(ort, path, providers)
         except EngineError as exc:  # the cached export is damaged: export it again, once
             log.warning("%s; deleting it and exporting it again", exc)
             remove_quietly(path)
             self._session = _session(ort, self._exported(root), providers)
-        self.device = "cuda" if use_cuda else "cpu"
 
     def _exported(self, root: Path) -> Path:
         from ..model.export import export_onnx, read_onnx_metadata

@@ -278,6 +278,12 @@ def open_runner(model_dir: str | Path, *, backend: str = "auto", device: str = "
         runner.reason = f"backend {backend} requested"
         return runner
     resolved = resolve_device(device)
+    from .onnx import is_onnx_only
+
+    if is_onnx_only(model_dir):  # card.json + export/swap.onnx and no weights: only ONNX Runtime reads it
+        runner = _build("onnxruntime", model_dir, device=resolved, batch=batch, precision=precision)
+        runner.reason = "auto: an ONNX-only model folder (export/swap.onnx, no weights.safetensors)"
+        return runner
     if resolved == "cuda":
         return open_first(model_dir, auto_candidates(True), device="cuda", batch=batch, precision=precision)
     return open_fastest(model_dir, auto_candidates(False), device="cpu", batch=batch, precision=precision)

@@ -24,11 +24,15 @@ import numpy as np
 from .. import __version__
 from ..atomic import replace_atomically
 from ..errors import ConfigError, MediaError, OutputError
-from .report import CSS, METRICS_FILE, SUMMARY_ROWS, _fmt, data_uri, svg_chart
+from .report import CSS, METRICS_FILE, SUMMARY_ROWS, _fmt, data_uri, svg_chart, target_limit
 
 #: Column headers of the markdown table (the summary rows' labels are long).
 SHORT_LABELS = {
     "identity_toward_src": "toward src", "identity_src_mean": "sim. src", "identity_dst_mean": "sim. plate face",
+    "identity_src_distance_mean": "dist. src", "identity_dst_distance_mean": "dist. plate face",
+    "face_found_rate": "face found", "face_detail_ratio_mean": "detail", "face_detail_ratio_median": "detail med.",
+    "mouth_correlation": "mouth corr.", "eye_correlation": "eye corr.", "landmark_jitter_ratio": "lm jitter ratio",
+    "landmark_jitter": "lm jitter", "plate_landmark_jitter": "plate lm jitter",
     "plate_identity_src_mean": "plate face sim. src", "landmark_error_mean": "landmarks (IOD)",
     "landmark_error_max": "landmarks max", "src_shape_gap_mean": "src shape gap", "jitter": "jitter",
     "flicker_ratio": "flicker", "seam_ratio_mean": "seam",
@@ -38,7 +42,7 @@ SHORT_LABELS = {
 
 #: Rows that describe the inputs rather than the swap: left out when every run has the same value.
 REFERENCE_ROWS = {"plate_identity_src_mean", "plate_seam_ratio_mean", "plate_border_delta_e_mean",
-                  "src_shape_gap_mean"}
+                  "src_shape_gap_mean", "plate_landmark_jitter"}
 
 #: Convert settings that name files or ranges: never used to label runs.
 _NOT_LABELS = {"matte", "patches", "frames", "reference", "skip_existing", "codec", "face_models", "ocio_config",
@@ -195,7 +199,11 @@ def compare_html(runs: Sequence[Run]) -> str:
         body.append(f"<tr><td>{html.escape(label)}</td>{cells}</tr>")
     charts = []
     for key, title, limit, percent in (("identity_src", "identity similarity to src", None, False),
-                                       ("landmark_error", "landmark error (IOD)", 0.08, False),
+                                       ("detail_ratio", "face detail ratio (swap / plate)",
+                                        target_limit("face_detail_ratio_mean"), False),
+                                       ("landmark_error", "landmark error (IOD)",
+                                        target_limit("landmark_error_mean"), False),
+                                       ("mouth_open", "mouth opening (IOD)", None, False),
                                        ("jitter", "affine jitter (% of crop side)", None, True),
                                        ("flicker", "flicker (swap change / plate change)", None, False),
                                        ("seam_ratio", "seam gradient ratio", 1.5, False),

@@ -22,6 +22,13 @@ metric                     what it measures                             good
 :func:`border_delta_e`     CIELAB ΔE76 between rings just inside and    0 (<= 6)
                            just outside the mask
 :func:`reconstruction_scores`  SSIM and PSNR of model reconstructions   1, high dB
+:func:`detail_ratio`       high-frequency energy in the face, swap /    ~1 (>= 0.6; a blur ~0.3)
+                           plate, at facial-feature scale
+:func:`face_in_mask`       which detected face lies in a swapped region  one (the face is found)
+:func:`mouth_opening`,     expression from the landmarks; followed by   >= 0.9
+:func:`eye_opening`        :func:`expression_correlation` over time
+:func:`landmark_jitter`,   landmark motion beyond the smooth path;      ~1 (<= 1.1)
+:func:`jitter_ratio`       the swap's / the plate's
 =========================  ===========================================  ==========================
 """
 
@@ -36,6 +43,12 @@ from ..errors import ConfigError
 
 LEFT_EYE = slice(36, 42)
 RIGHT_EYE = slice(42, 48)
+#: Inner-lip point pairs (upper, lower) of the 68-point scheme: 61-67, 62-66, 63-65.
+INNER_LIPS = ((61, 67), (62, 66), (63, 65))
+#: Eye points ``(corner, upper, upper, corner, lower, lower)`` of each eye, as in the eye aspect ratio.
+EYES = ((36, 37, 38, 39, 40, 41), (42, 43, 44, 45, 46, 47))
+#: Face size (longer side of the mask's box, pixels) at which :func:`detail_energy` measures.
+DETAIL_SIDE = 64
 #: Rec. 709 luma weights (applied to the display-referred code values).
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
@@ -483,3 +496,211 @@ def reconstruction_scores(original: np.ndarray, reconstructed: np.ndarray) -> di
     with np.errstate(divide="ignore"):
         psnr = np.where(mse > 0, 10 * np.log10(1.0 / np.maximum(mse, 1e-30)), np.inf)
     return {"ssim": float(np.mean(ssim)), "psnr": float(np.mean(psnr)), "faces": int(len(a))}
+
+
+# -------------------------------------------------------------------------------------------- detail
+def detail_energy(image: np.ndarray, mask: np.ndarray, *, side: int = DETAIL_SIDE, margin: float = 0.06) -> float:
+    """High-frequency energy of a face: the variance of the Laplacian of the luma inside a mask.
+
+    The region is first scaled so that the longer side of the mask's box is ``side`` pixels: the
+    Laplacian then responds to detail at the scale of facial features (lashes, brows, lip edges,
+    1/``side`` of the face) rather than to film grain, whatever the face's size in the plate.
+
+    Args:
+        image: ``(H, W, 3)`` RGB (uint8 or float in [0, 1]).
+        mask: ``(H, W)`` face region (inside where >= 0.5).
+        side: face size in pixels at which to measure.
+        margin: the region is eroded by ``margin * side`` pixels first, so that the mask's edge
+            (where the swap meets the plate) does not count.
+
+    Returns:
+        Variance of the 4-neighbour Laplacian (code values in [0, 1]) over the eroded region, >= 0;
+        ``nan`` when the region is empty.
+    """
+    y = luma(image)
+    inside = _mask(mask, y.shape) >= 0.5
+    if not inside.any():
+        return math.nan
+    ys, xs = np.nonzero(inside)
+    pad = 2
+    y0, y1 = max(0, ys.min() - pad), min(y.shape[0], ys.max() + 1 + pad)
+    x0, x1 = max(0, xs.min() - pad), min(y.shape[1], xs.max() + 1 + pad)
+    scale = side / max(ys.max() + 1 - ys.min(), xs.max() + 1 - xs.min())
+    size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+    grey = cv2.resize(np.ascontiguousarray(y[y0:y1, x0:x1]), size, interpolation=interp)
+    region = cv2.resize(inside[y0:y1, x0:x1].astype(np.float32), size, interpolation=cv2.INTER_LINEAR) >= 0.5
+    k = int(round(margin * side))
+    if k > 0:
+        region = cv2.erode(region.astype(np.uint8), np.ones((2 * k + 1, 2 * k + 1), np.uint8)).astype(bool)
+    if not region.any():
+        return math.nan
+    lap = cv2.Laplacian(grey, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REPLICATE)
+    return float(lap[region].astype(np.float64).var())
+
+
+def detail_ratio(swapped: np.ndarray, plate: np.ndarray, mask: np.ndarray, *, side: int = DETAIL_SIDE,
+                 margin: float = 0.06) -> float:
+    """Face detail of the swap relative to the plate face: :func:`detail_energy` swap / plate.
+
+    Both are measured in the same region at the same scale. A sharp face scores about 1 (the plate
+    itself exactly 1, another sharp face roughly 0.7..1.4); a blurred one far less (a Gaussian blur
+    of 2% of the face side about 0.2, a 64 px face blown up to 300 px about 0.3).
+
+    Args:
+        swapped, plate: ``(H, W, 3)`` RGB frames (or crops) of one size.
+        mask: ``(H, W)`` the swapped face's region (inside where >= 0.5).
+        side, margin: see :func:`detail_energy`.
+
+    Returns:
+        Ratio >= 0; ``nan`` when the region is empty or the plate face has no detail at all.
+    """
+    if np.shape(swapped) != np.shape(plate):
+        raise ConfigError(f"swap and plate differ in size: {_desc(swapped)} and {_desc(plate)}")
+    ref = detail_energy(plate, mask, side=side, margin=margin)
+    if not math.isfinite(ref) or ref <= 1e-12:
+        return math.nan
+    return detail_energy(swapped, mask, side=side, margin=margin) / ref
+
+
+# ----------------------------------------------------------------------------------- face found
+def face_in_mask(landmarks: np.ndarray | list[np.ndarray], mask: np.ndarray) -> int | None:
+    """Which of the faces detected in an image is the one in a mask region.
+
+    Args:
+        landmarks: ``(K, 68, 2)`` landmarks of the detected faces (pixels of the mask), K >= 0.
+        mask: ``(H, W)`` region (inside where >= 0.5).
+
+    Returns:
+        Index of the largest face (the side of its landmarks' bounding square) whose landmarks'
+        centre lies inside the region, or ``None`` when none does (no face found there).
+    """
+    inside = _mask(np.asarray(mask), np.shape(mask)[:2]) >= 0.5 if np.ndim(mask) == 2 else None
+    if inside is None:
+        raise ConfigError(f"mask must be (H, W), got {_desc(mask)}")
+    best, best_size = None, -1.0
+    for k, pts in enumerate(landmarks):
+        pts = np.asarray(pts, np.float64)
+        cx, cy = pts.mean(axis=0)
+        ix, iy = int(round(cx)), int(round(cy))
+        if 0 <= iy < inside.shape[0] and 0 <= ix < inside.shape[1] and inside[iy, ix]:
+            size = float((pts.max(axis=0) - pts.min(axis=0)).max())
+            if size > best_size:
+                best, best_size = k, size
+    return best
+
+
+# -------------------------------------------------------------------------------------- expression
+def mouth_opening(landmarks: np.ndarray) -> float:
+    """Mouth opening of ``(68, 2)`` landmarks: the mean inner-lip gap (61-67, 62-66, 63-65) in
+    inter-ocular distances (0 = closed, about 0.3..0.6 wide open)."""
+    pts = np.asarray(landmarks, np.float64)
+    iod = _reference_iod(pts)
+    return float(np.mean([np.linalg.norm(pts[a] - pts[b]) for a, b in INNER_LIPS]) / iod)
+
+
+def eye_opening(landmarks: np.ndarray) -> float:
+    """Eye opening of ``(68, 2)`` landmarks: the eye aspect ratio (Soukupová and Čech 2016),
+    ``(|p2 - p6| + |p3 - p5|) / (2 |p1 - p4|)`` averaged over both eyes (about 0.3 open, < 0.15
+    closed)."""
+    pts = np.asarray(landmarks, np.float64)
+    if pts.shape != (68, 2):
+        raise ConfigError(f"landmarks must be (68, 2), got {_desc(pts)}")
+    ratios = []
+    for p1, p2, p3, p4, p5, p6 in EYES:
+        width = np.linalg.norm(pts[p1] - pts[p4])
+        height = np.linalg.norm(pts[p2] - pts[p6]) + np.linalg.norm(pts[p3] - pts[p5])
+        ratios.append(height / (2 * width) if width > 1e-9 else math.nan)
+    return float(np.mean(ratios))
+
+
+def expression_correlation(swap: np.ndarray, plate: np.ndarray, *, min_frames: int = 5,
+                           min_std: float = 1e-6) -> float | None:
+    """How well a swap follows the plate's expression: the Pearson correlation over time of an
+    expression series (e.g. :func:`mouth_opening` per frame), swap vs plate.
+
+    Args:
+        swap, plate: ``(T,)`` values per frame of one face track; NaN where not measured.
+        min_frames: fewest frames with both values.
+        min_std: the plate's series must vary more than this (a still face has nothing to follow).
+
+    Returns:
+        Correlation in [-1, 1] (1 = follows exactly, up to scale and offset); 0 when the swap does
+        not move at all; ``None`` with fewer than ``min_frames`` pairs or a still plate.
+    """
+    s = np.asarray(swap, np.float64).ravel()
+    p = np.asarray(plate, np.float64).ravel()
+    if s.shape != p.shape:
+        raise ConfigError(f"swap and plate series differ in length: {s.shape} and {p.shape}")
+    ok = np.isfinite(s) & np.isfinite(p)
+    s, p = s[ok], p[ok]
+    if len(s) < max(2, min_frames) or p.std() <= min_std:
+        return None
+    if s.std() <= min_std:
+        return 0.0
+    return float(np.clip(np.corrcoef(s, p)[0, 1], -1.0, 1.0))
+
+
+def landmark_jitter_per_frame(landmarks: np.ndarray) -> np.ndarray:
+    """Per-frame landmark noise of one face track: the RMS over the 68 points of the second
+    difference ``p[t+1] - 2 p[t] + p[t-1]``, divided by ``sqrt(6)`` and the track's mean
+    inter-ocular distance (as :func:`jitter_per_frame` does for the crop corners).
+
+    Args:
+        landmarks: ``(T, 68, 2)`` landmarks of consecutive frames, frame pixels.
+
+    Returns:
+        ``(T,)`` float64 in inter-ocular distances; ``nan`` at the first and last frame.
+    """
+    pts = np.asarray(landmarks, np.float64)
+    if pts.ndim != 3 or pts.shape[1:] != (68, 2):
+        raise ConfigError(f"landmarks must be (T, 68, 2), got {_desc(pts)}")
+    out = np.full(len(pts), np.nan)
+    if len(pts) < 3:
+        return out
+    iod = float(np.mean([interocular_distance(p) for p in pts]))
+    d2 = pts[2:] - 2 * pts[1:-1] + pts[:-2]
+    out[1:-1] = np.sqrt((d2 ** 2).mean(axis=(1, 2)) / 6.0) / max(iod, 1e-9)
+    return out
+
+
+def landmark_jitter(tracks: list[np.ndarray]) -> float:
+    """Landmark jitter of one or more tracks: the RMS of :func:`landmark_jitter_per_frame` over
+    every run of >= 3 consecutive frames (frame-weighted).
+
+    Args:
+        tracks: ``(T, 68, 2)`` landmarks per run of consecutive frames (shorter runs are skipped).
+
+    Returns:
+        Estimated per-frame landmark noise in inter-ocular distances (0 = moving smoothly);
+        ``nan`` when no run has 3 frames.
+    """
+    values = [landmark_jitter_per_frame(t)[1:-1] for t in tracks if len(t) >= 3]
+    values = [v for v in values if len(v)]
+    if not values:
+        return math.nan
+    return float(np.sqrt(np.mean(np.concatenate(values) ** 2)))
+
+
+def jitter_ratio(swap_tracks: list[np.ndarray], plate_tracks: list[np.ndarray]) -> float:
+    """The swap's landmark jitter relative to the plate's own landmark motion beyond its smooth
+    path (which includes the landmark fitter's noise on the real face).
+
+    Args:
+        swap_tracks, plate_tracks: ``(T, 68, 2)`` landmarks per run, the swap's and the plate's of
+            the same frames (see :func:`landmark_jitter`).
+
+    Returns:
+        :func:`landmark_jitter` swap / plate: about 1 = as steady as the plate, above 1 = the swapped
+        face's features shake; ``nan`` without runs of 3 frames or when the plate is perfectly still.
+    """
+    plate = landmark_jitter(plate_tracks)
+    if not math.isfinite(plate) or plate <= 1e-12:
+        return math.nan
+    return landmark_jitter(swap_tracks) / plate
+
+
+def unit_distance(similarity: float) -> float:
+    """Euclidean distance in [0, 2] of two unit embeddings with this cosine similarity,
+    ``sqrt(2 - 2 s)`` (dlib's "same person" threshold is a distance of about 0.6)."""
+    return math.sqrt(max(0.0, 2.0 - 2.0 * float(similarity)))

@@ -25,7 +25,7 @@ from .. import __version__
 from ..atomic import replace_atomically, write_image
 from ..errors import OutputError
 from .inputs import ShotFrame, iter_shot
-from .shot import ShotResult
+from .shot import TARGETS, ShotResult
 
 METRICS_FILE = "metrics.json"
 HTML_FILE = "report.html"
@@ -40,7 +40,8 @@ COLUMNS = ("plate", "swap", "matte", "difference")
 #: Amplification of the difference column.
 DIFF_GAIN = 4.0
 
-WORST_LABELS = {"identity": "identity", "landmark_error": "landmarks", "jitter": "jitter", "flicker": "flicker",
+WORST_LABELS = {"face_found": "face lost", "identity": "identity", "detail": "detail",
+                "landmark_error": "landmarks", "jitter": "jitter", "flicker": "flicker",
                 "seam_ratio": "seam", "border_delta_e": "border dE"}
 _RED = (220, 40, 40)
 
@@ -171,7 +172,10 @@ def _frame_values(result: ShotResult) -> dict[int, list[str]]:
         lines = []
         if f.identity_margin is not None:
             lines.append(f"id src-dst {f.identity_margin:+.3f}")
-        for name, label, fmt in (("landmark_error", "lm", "{:.3f}"), ("seam_ratio", "seam", "{:.2f}"),
+        if any(face.face_found is False for face in f.faces):
+            lines.append("face not found")
+        for name, label, fmt in (("detail_ratio", "detail", "{:.2f}"), ("landmark_error", "lm", "{:.3f}"),
+                                 ("seam_ratio", "seam", "{:.2f}"),
                                  ("border_delta_e", "dE", "{:.1f}")):
             v = f.mean(name)
             if v is not None:
@@ -285,8 +289,14 @@ def svg_chart(series: Sequence[tuple[str, Sequence[float], Sequence[float | None
     return "".join(out)
 
 
+def target_limit(key: str) -> float | None:
+    """The :data:`~vfxswap.eval.shot.TARGETS` limit of a summary key, or ``None``."""
+    return next((limit for k, _, limit, _ in TARGETS if k == key), None)
+
+
 def shot_charts(result: ShotResult) -> list[str]:
-    """The per-frame charts of a shot: identity, landmark error, jitter, flicker, seam ratio, border ΔE."""
+    """The per-frame charts of a shot: identity, detail ratio, landmark error, mouth and eye
+    opening, jitter, flicker, seam ratio, border ΔE."""
     frames = result.frames
     xs = [f.number for f in frames]
     worst = result.worst(1)
@@ -300,10 +310,19 @@ def shot_charts(result: ShotResult) -> list[str]:
                    ("plate face → src", xs, [f.mean("plate_identity_src") for f in frames])],
                   title="identity similarity (cosine)", marks=mark("identity"), dashed=("plate face → src",),
                   zero=False),
+        svg_chart([("swap / plate", xs, [f.mean("detail_ratio") for f in frames])],
+                  title="face detail ratio (high-frequency energy, swap / plate)",
+                  limit=target_limit("face_detail_ratio_mean"), marks=mark("detail")),
         svg_chart([("landmark error", xs, [f.mean("landmark_error") for f in frames]),
                    ("src shape gap", xs, [f.mean("src_shape_gap") for f in frames])],
-                  title="landmark error (inter-ocular distances)", limit=0.08, marks=mark("landmark_error"),
-                  dashed=("src shape gap",)),
+                  title="landmark error (inter-ocular distances)", limit=target_limit("landmark_error_mean"),
+                  marks=mark("landmark_error"), dashed=("src shape gap",)),
+        svg_chart([("swap", xs, [f.mean("mouth_open") for f in frames]),
+                   ("plate", xs, [f.mean("plate_mouth_open") for f in frames])],
+                  title="mouth opening (inner lips / inter-ocular distance)", dashed=("plate",)),
+        svg_chart([("swap", xs, [f.mean("eye_open") for f in frames]),
+                   ("plate", xs, [f.mean("plate_eye_open") for f in frames])],
+                  title="eye opening (eye aspect ratio)", dashed=("plate",), zero=False),
         svg_chart([("converter placement", xs, [f.jitter for f in frames])],
                   title="affine jitter (% of face crop side)", percent=True, marks=mark("jitter")),
         svg_chart([("swap", xs, [f.swap_change for f in frames]), ("plate", xs, [f.plate_change for f in frames])],
@@ -361,10 +380,20 @@ SUMMARY_ROWS: tuple[tuple[str, str, str, str | None], ...] = (
     ("identity_toward_src", "frames closer to src than to the plate face", "{:.0%}", "higher"),
     ("identity_src_mean", "identity similarity to src", "{:.3f}", "higher"),
     ("identity_dst_mean", "identity similarity to the plate face", "{:.3f}", "lower"),
+    ("identity_src_distance_mean", "identity distance to src", "{:.3f}", "lower"),
+    ("identity_dst_distance_mean", "identity distance to the plate face", "{:.3f}", "higher"),
     ("plate_identity_src_mean", "plate face similarity to src (before)", "{:.3f}", None),
+    ("face_found_rate", "swapped faces still found by the detector", "{:.0%}", "higher"),
+    ("face_detail_ratio_mean", "face detail ratio (swap / plate), mean", "{:.3f}", "higher"),
+    ("face_detail_ratio_median", "face detail ratio (swap / plate), median", "{:.3f}", "higher"),
     ("landmark_error_mean", "landmark error, mean (IOD)", "{:.3f}", "lower"),
     ("landmark_error_max", "landmark error, max (IOD)", "{:.3f}", "lower"),
     ("src_shape_gap_mean", "src shape gap: landmark error of the nearest src face (IOD)", "{:.3f}", None),
+    ("mouth_correlation", "mouth-opening correlation with the plate", "{:.3f}", "higher"),
+    ("eye_correlation", "eye-opening correlation with the plate", "{:.3f}", "higher"),
+    ("landmark_jitter_ratio", "landmark jitter / the plate's", "{:.3f}", "lower"),
+    ("landmark_jitter", "landmark jitter (IOD per frame)", "{:.4f}", "lower"),
+    ("plate_landmark_jitter", "landmark jitter of the plate (IOD per frame)", "{:.4f}", None),
     ("jitter", "affine jitter (fraction of crop side)", "{:.5f}", "lower"),
     ("flicker_ratio", "flicker (swap change / plate change)", "{:.3f}", None),
     ("seam_ratio_mean", "seam gradient ratio, mean", "{:.3f}", "lower"),

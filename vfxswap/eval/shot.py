@@ -29,10 +29,17 @@ log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
 
-#: Quality targets of the shot report: ``(summary key, comparison, limit, label)``.
+#: Fewest frames of a face track for its expression correlation.
+MIN_TRACK_FRAMES = 5
+
+#: Quality targets of the shot report (issue 16): ``(summary key, comparison, limit, label)``.
 TARGETS: tuple[tuple[str, str, float, str], ...] = (
-    ("identity_toward_src", ">=", 0.90, "frames whose swap is closer to src than to the plate face"),
-    ("landmark_error_mean", "<=", 0.08, "landmark error (inter-ocular distances)"),
+    ("face_found_rate", ">=", 1.0, "swapped faces the face detector still finds"),
+    ("identity_toward_src", ">=", 0.95, "frames whose swap is closer to src than to the plate face"),
+    ("face_detail_ratio_mean", ">=", 0.6, "face detail ratio (high-frequency energy, swap / plate)"),
+    ("landmark_error_mean", "<=", 0.10, "landmark error (inter-ocular distances)"),
+    ("mouth_correlation", ">=", 0.9, "mouth-opening correlation with the plate over time"),
+    ("landmark_jitter_ratio", "<=", 1.1, "landmark jitter relative to the plate's own"),
     ("seam_ratio_mean", "<=", 1.5, "seam gradient ratio (border / inside)"),
     ("border_delta_e_mean", "<=", 6.0, "border ΔE76 (ring inside vs outside the mask)"),
 )
@@ -56,6 +63,13 @@ class FaceMetrics:
         seam_ratio, plate_seam_ratio: :func:`~vfxswap.eval.metrics.seam_gradient_ratio` of the
             swapped frame and, for reference, of the plate with the same mask.
         border_delta_e, plate_border_delta_e: :func:`~vfxswap.eval.metrics.border_delta_e`, same.
+        detail_ratio: :func:`~vfxswap.eval.metrics.detail_ratio`, swap / plate in the region.
+        face_found: whether the face detector finds a face at the same place in the swap (``None``
+            when no plate face was found there).
+        mouth_open, plate_mouth_open: :func:`~vfxswap.eval.metrics.mouth_opening` of the swap and
+            the plate face; eye_open, plate_eye_open: :func:`~vfxswap.eval.metrics.eye_opening`.
+        landmarks, plate_landmarks: ``(68, 2)`` float32 landmarks of the swap and the plate face in
+            frame pixels (for the landmark jitter; not written to ``metrics.json``).
     """
 
     box: tuple[int, int, int, int]
@@ -70,6 +84,20 @@ class FaceMetrics:
     plate_seam_ratio: float | None = None
     border_delta_e: float | None = None
     plate_border_delta_e: float | None = None
+    detail_ratio: float | None = None
+    face_found: bool | None = None
+    mouth_open: float | None = None
+    plate_mouth_open: float | None = None
+    eye_open: float | None = None
+    plate_eye_open: float | None = None
+    landmarks: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False,
+                                                     metadata={"json": False})
+    plate_landmarks: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False,
+                                                           metadata={"json": False})
+
+    def to_json(self) -> dict[str, Any]:
+        """The scalar fields as a dict (the landmark arrays are left out)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.metadata.get("json", True)}
 
     @property
     def toward_src(self) -> bool | None:
@@ -158,11 +186,14 @@ class ShotResult:
         return out
 
     def worst(self, count: int = 1) -> dict[str, list[int]]:
-        """The ``count`` worst frame numbers per metric: identity margin (src - dst) lowest; flicker:
+        """The ``count`` worst frame numbers per metric: frames where a swapped face is not found;
+        identity margin (src - dst) and detail ratio lowest; flicker:
         swap change minus plate change highest (a ratio explodes where the plate hardly moves); the
         others highest."""
         keys: dict[str, Callable[[FrameMetrics], float | None]] = {
+            "face_found": lambda f: 1.0 if any(face.face_found is False for face in f.faces) else None,
             "identity": lambda f: None if f.identity_margin is None else -f.identity_margin,
+            "detail": lambda f: None if f.mean("detail_ratio") is None else -f.mean("detail_ratio"),
             "landmark_error": lambda f: f.mean("landmark_error"),
             "jitter": lambda f: f.jitter,
             "flicker": lambda f: (None if f.swap_change is None or f.plate_change is None
@@ -194,7 +225,7 @@ class ShotResult:
             "frames": [{"frame": f.number, "mask": f.mask_source, "swap_change": f.swap_change,
                         "plate_change": f.plate_change, "flicker": f.flicker, "jitter": f.jitter,
                         "toward_src": f.toward_src,
-                        "faces": [dataclasses.asdict(face) for face in f.faces]} for f in self.frames],
+                        "faces": [face.to_json() for face in f.faces]} for f in self.frames],
             **self.extra,
         }
         return _finite(data)
@@ -264,49 +295,55 @@ class FaceMeter:
                 others = cv2.dilate(others.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
             mask = np.where(others[rows, cols], 0.0, frame.mask[rows, cols]).astype(np.float32)
             out.append(self._face(np.ascontiguousarray(frame.plate[rows, cols]),
-                                  np.ascontiguousarray(frame.swapped[rows, cols]), mask, box, int(region.sum())))
+                                  np.ascontiguousarray(frame.swapped[rows, cols]), mask, box, int(region.sum()),
+                                  (cols.start, rows.start)))
         return tuple(out)
 
     def _face(self, plate: np.ndarray, swapped: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
-              area: int) -> FaceMetrics:
+              area: int, origin: tuple[int, int] = (0, 0)) -> FaceMetrics:
+        """The metrics of one region: ``plate``, ``swapped`` and ``mask`` are its crops, whose
+        top-left pixel is ``origin`` ``(x, y)`` in the frame."""
         result = FaceMetrics(
-            box=box, area=area,
+            box=box, area=area, detail_ratio=_nan_none(metrics.detail_ratio(swapped, plate, mask)),
             seam_ratio=metrics.seam_gradient_ratio(swapped, mask, band=self.band),
             plate_seam_ratio=metrics.seam_gradient_ratio(plate, mask, band=self.band),
             border_delta_e=metrics.border_delta_e(swapped, mask, width=self.ring_width),
             plate_border_delta_e=metrics.border_delta_e(plate, mask, width=self.ring_width))
-        face, scale = self._plate_face(plate, mask)
+        face, scale = self._face_in(plate, mask)
         if face is None:
             return result
+        found = self._face_in(swapped, mask)[0] is not None
         if scale != 1.0:
             plate, swapped = (cv2.resize(x, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
                               for x in (plate, swapped))
         swap_landmarks = self.analyzer.landmarks(swapped, face.box)
         swap_emb = self.analyzer.embed(swapped, swap_landmarks)
         plate_emb = self.analyzer.embed(plate, face.landmarks)
+        offset = np.float32(origin)
         return dataclasses.replace(
-            result, detected=True,
+            result, detected=True, face_found=found,
+            mouth_open=metrics.mouth_opening(swap_landmarks),
+            plate_mouth_open=metrics.mouth_opening(face.landmarks),
+            eye_open=_nan_none(metrics.eye_opening(swap_landmarks)),
+            plate_eye_open=_nan_none(metrics.eye_opening(face.landmarks)),
+            landmarks=swap_landmarks / np.float32(scale) + offset,
+            plate_landmarks=face.landmarks / np.float32(scale) + offset,
             identity_dst=metrics.identity_similarity(swap_emb, plate_emb),
             identity_src=None if self.src is None else metrics.identity_similarity(swap_emb, self.src),
             plate_identity_src=None if self.src is None else metrics.identity_similarity(plate_emb, self.src),
             landmark_error=metrics.landmark_error(face.landmarks, swap_landmarks),
             src_shape_gap=None if self.src_shapes is None else metrics.shape_gap(face.landmarks, self.src_shapes))
 
-    def _plate_face(self, plate: np.ndarray, mask: np.ndarray) -> tuple[Face | None, float]:
-        """The plate face whose landmarks' centre lies in the mask (detected at x1, else x2)."""
-        inside = mask >= 0.5
+    def _face_in(self, image: np.ndarray, mask: np.ndarray) -> tuple[Face | None, float]:
+        """The detected face whose landmarks' centre lies in the mask (detected at x1, else x2),
+        in the pixels of the image scaled by the returned factor."""
         for scale in (1.0, 2.0):
-            image = plate if scale == 1.0 else cv2.resize(plate, None, fx=scale, fy=scale,
-                                                           interpolation=cv2.INTER_CUBIC)
-            best = None
-            for f in self.analyzer.detect(image):
-                cx, cy = f.landmarks.mean(axis=0) / scale
-                ix, iy = int(round(cx)), int(round(cy))
-                if 0 <= iy < inside.shape[0] and 0 <= ix < inside.shape[1] and inside[iy, ix]:
-                    if best is None or f.size > best.size:
-                        best = f
-            if best is not None:
-                return best, scale
+            scaled = image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale,
+                                                            interpolation=cv2.INTER_CUBIC)
+            found = self.analyzer.detect(scaled)
+            k = metrics.face_in_mask([f.landmarks / np.float32(scale) for f in found], mask)
+            if k is not None:
+                return found[k], scale
         return None, 1.0
 
 
@@ -398,13 +435,89 @@ def _stats(values: list[float | None]) -> tuple[float | None, float | None, floa
     return float(v.mean()), float(np.median(v)), float(v.max())
 
 
+def face_tracks(frames: list[FrameMetrics] | tuple[FrameMetrics, ...]) -> list[list[FaceMetrics]]:
+    """The swapped faces linked into tracks over the evaluated frames.
+
+    A face continues the track of the previous evaluated frame's face whose box holds its box
+    centre (the nearest such, each used once), when the two frames are one step apart (the
+    smallest step between evaluated frames); otherwise it starts a new track.
+
+    Returns:
+        The faces of each track in frame order.
+    """
+    numbers = [f.number for f in frames]
+    steps = [b - a for a, b in zip(numbers, numbers[1:]) if b > a]
+    step = min(steps) if steps else 1
+    tracks: list[list[FaceMetrics]] = []
+    last: list[tuple[FaceMetrics, int]] = []  # (face, track index) of the previous frame
+    previous_number = None
+    for frame in frames:
+        current = []
+        free = list(last) if previous_number is not None and frame.number - previous_number == step else []
+        for face in frame.faces:
+            cx, cy = (face.box[0] + face.box[2]) / 2, (face.box[1] + face.box[3]) / 2
+            holding = [(math.hypot(cx - (b.box[0] + b.box[2]) / 2, cy - (b.box[1] + b.box[3]) / 2), i, k)
+                       for i, (b, k) in enumerate(free) if b.box[0] <= cx <= b.box[2] and b.box[1] <= cy <= b.box[3]]
+            if holding:
+                _, i, k = min(holding)
+                free.pop(i)
+                tracks[k].append(face)
+            else:
+                k = len(tracks)
+                tracks.append([face])
+            current.append((face, k))
+        last, previous_number = current, frame.number
+    return tracks
+
+
+def _runs(track: list[FaceMetrics], name: str) -> list[np.ndarray]:
+    """``(T, 68, 2)`` arrays of a track's landmarks (``landmarks`` or ``plate_landmarks``) over runs
+    of faces where both the swap's and the plate's were measured."""
+    runs: list[list[np.ndarray]] = [[]]
+    for face in track:
+        if face.landmarks is None or face.plate_landmarks is None:
+            runs.append([])
+        else:
+            runs[-1].append(getattr(face, name))
+    return [np.stack(r) for r in runs if len(r) >= 3]
+
+
+def expression_following(tracks: list[list[FaceMetrics]]) -> dict[str, Any]:
+    """Expression and landmark-motion numbers over face tracks (see :func:`summarize`)."""
+    out: dict[str, Any] = {}
+    for key, swap, plate in (("mouth_correlation", "mouth_open", "plate_mouth_open"),
+                             ("eye_correlation", "eye_open", "plate_eye_open")):
+        values = [metrics.expression_correlation(
+            np.array([np.nan if getattr(f, swap) is None else getattr(f, swap) for f in t]),
+            np.array([np.nan if getattr(f, plate) is None else getattr(f, plate) for f in t]),
+            min_frames=MIN_TRACK_FRAMES) for t in tracks]
+        values = [v for v in values if v is not None]
+        out[key] = float(np.mean(values)) if values else None
+        out[key.replace("correlation", "tracks")] = len(values)
+    swap_runs = [r for t in tracks for r in _runs(t, "landmarks")]
+    plate_runs = [r for t in tracks for r in _runs(t, "plate_landmarks")]
+    out["landmark_jitter"] = _nan_none(metrics.landmark_jitter(swap_runs))
+    out["plate_landmark_jitter"] = _nan_none(metrics.landmark_jitter(plate_runs))
+    out["landmark_jitter_ratio"] = _nan_none(metrics.jitter_ratio(swap_runs, plate_runs))
+    return out
+
+
 def summarize(frames: list[FrameMetrics] | tuple[FrameMetrics, ...], jitter: float | None = None) -> dict[str, Any]:
     """Shot-level numbers from per-frame metrics.
 
     Keys: ``frames``, ``frames_with_faces``, ``faces``, ``faces_measured`` (plate face found);
-    ``identity_src_mean``, ``identity_dst_mean``, ``plate_identity_src_mean``;
+    ``face_found_rate`` (of the measured faces, the fraction the detector still finds in the swap);
+    ``face_detail_ratio_mean``/``_median`` (detail swap / plate, every region);
+    ``identity_src_mean``, ``identity_dst_mean``, ``plate_identity_src_mean`` (cosine similarities)
+    and ``identity_src_distance_mean``, ``identity_dst_distance_mean`` (the same as unit-embedding
+    distances: a blur is close to both);
     ``identity_toward_src`` (fraction of frames with measured faces whose every face is closer to
-    src than to the plate face); ``landmark_error_mean``/``_median``/``_max``; ``src_shape_gap_mean``
+    src than to the plate face); ``landmark_error_mean``/``_median``/``_max``;
+    ``mouth_correlation``, ``eye_correlation`` (per face track, the correlation over time of the
+    swap's mouth/eye opening with the plate's, averaged over tracks of >= :data:`MIN_TRACK_FRAMES`
+    frames whose plate moves; ``mouth_tracks``, ``eye_tracks`` count them);
+    ``landmark_jitter``, ``plate_landmark_jitter`` (per-frame landmark noise, inter-ocular
+    distances, all tracks pooled) and ``landmark_jitter_ratio`` (swap / plate); ``src_shape_gap_mean``
     (what a swap showing the src faces' own shapes would score on landmarks); ``jitter`` (the
     ``jitter`` argument: all patch tracks pooled, fraction of the crop side); ``flicker_ratio``;
     ``seam_ratio_mean``/``_max``,
@@ -416,7 +529,13 @@ def summarize(frames: list[FrameMetrics] | tuple[FrameMetrics, ...], jitter: flo
     def col(name: str) -> list[float | None]:
         return [getattr(face, name) for face in faces]
 
+    def distance(name: str) -> float | None:
+        values = [metrics.unit_distance(v) for v in col(name) if v is not None]
+        return float(np.mean(values)) if values else None
+
     toward = [f.toward_src for f in frames if f.toward_src is not None]
+    found = [face.face_found for face in faces if face.face_found is not None]
+    detail = _stats(col("detail_ratio"))
     lm = _stats(col("landmark_error"))
     seam = _stats(col("seam_ratio"))
     de = _stats(col("border_delta_e"))
@@ -425,11 +544,16 @@ def summarize(frames: list[FrameMetrics] | tuple[FrameMetrics, ...], jitter: flo
         "frames_with_faces": sum(1 for f in frames if f.faces),
         "faces": len(faces),
         "faces_measured": sum(1 for face in faces if face.detected),
+        "face_found_rate": (sum(found) / len(found)) if found else None,
+        "face_detail_ratio_mean": detail[0], "face_detail_ratio_median": detail[1],
         "identity_src_mean": _stats(col("identity_src"))[0],
         "identity_dst_mean": _stats(col("identity_dst"))[0],
         "plate_identity_src_mean": _stats(col("plate_identity_src"))[0],
+        "identity_src_distance_mean": distance("identity_src"),
+        "identity_dst_distance_mean": distance("identity_dst"),
         "identity_toward_src": (sum(toward) / len(toward)) if toward else None,
         "landmark_error_mean": lm[0], "landmark_error_median": lm[1], "landmark_error_max": lm[2],
+        **expression_following(face_tracks(frames)),
         "src_shape_gap_mean": _stats(col("src_shape_gap"))[0],
         "jitter": jitter,
         "flicker_ratio": _nan_none(metrics.flicker_ratio(

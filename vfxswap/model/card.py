@@ -15,7 +15,7 @@ from ..config import check_fields, number
 from ..errors import ConfigError, ModelError, one_line
 from ..types import FaceType
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added pretrained and init_from; older cards load with their defaults
 _RESTORE = "it is damaged or was edited by hand; restore it from a backup (or from the model's export metadata)"
 Arch = Literal["df", "liae"]
 ARCHS: tuple[str, ...] = ("df", "liae")
@@ -47,6 +47,9 @@ class ModelCard:
         normalization: pixel range (``0..1`` float RGB, channels first).
         mask_head: whether each decoder predicts an alpha mask beside RGB.
         steps: training steps done.
+        pretrained: trained by ``vfxswap train --pretrain`` on a pool of identities (both decoders
+            learn the same faces), to start new pairs from with ``--init``.
+        init_from: the model folder this one's weights were initialised from (``--init``), or empty.
         format_version: version of this card/checkpoint layout.
         vfxswap_version: version of vfxswap that wrote it.
     """
@@ -63,6 +66,8 @@ class ModelCard:
     normalization: str = "0..1"
     mask_head: bool = True
     steps: int = number(0, at_least=0)
+    pretrained: bool = False
+    init_from: str = ""
     format_version: int = FORMAT_VERSION
     vfxswap_version: str = ""
 
@@ -83,7 +88,8 @@ class ModelCard:
 
     @classmethod
     def from_json(cls, text: str, *, where: str = "card.json") -> ModelCard:
-        """Parse a card; refuses newer format versions and unknown or malformed fields."""
+        """Parse a card; refuses newer format versions and unknown or malformed fields. An older
+        card is read as the current version, the fields it lacks taking their defaults."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -101,7 +107,7 @@ class ModelCard:
         if unknown:
             raise ModelError(f"{where} has unknown fields {', '.join(unknown)}: written by another tool or version")
         try:
-            return cls(**data)
+            return cls(**{**data, "format_version": FORMAT_VERSION})
         except (ConfigError, TypeError) as exc:
             raise ModelError(f"{where} is invalid: {exc}: {_RESTORE}") from None
 

@@ -66,18 +66,35 @@ def save_model_dir(model_dir: str | os.PathLike, model: FaceSwapModel, card: Mod
     save_card(root, card)
 
 
-def load_weights_into(model: FaceSwapModel, path: Path) -> None:
-    """Load ``weights.safetensors`` into ``model``, checking every name and shape against its card."""
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``weights.safetensors`` file (never unpickled)."""
     if not path.is_file():
         raise ModelError(f"{path} is missing: the model folder is incomplete")
     try:
-        tensors = load_file(str(path))
+        return load_file(str(path))
     except OSError as exc:
         raise ModelError(f"cannot read {path}: {one_line(exc)}") from None
     except Exception as exc:  # SafetensorError, ValueError, ... of a damaged file
         raise ModelError(f"{path} is not a valid safetensors file ({one_line(exc)}); it may be truncated or "
                          "not a model: restore it from a backup (or train again)") from None
-    load_state_into(model, tensors, path)
+
+
+def load_weights_into(model: FaceSwapModel, path: Path) -> None:
+    """Load ``weights.safetensors`` into ``model``, checking every name and shape against its card."""
+    load_state_into(model, read_weights(path), path)
+
+
+def copy_matching_weights(model: FaceSwapModel, model_dir: str | os.PathLike, *,
+                          skip: tuple[str, ...] = ()) -> list[str]:
+    """Copy into ``model`` the tensors of another model dir's ``weights.safetensors`` whose names and
+    shapes match ``model``'s, except names starting with a prefix in ``skip``; returns the copied names.
+    """
+    tensors = read_weights(Path(model_dir) / WEIGHTS)
+    own = model.state_dict()
+    copied = sorted(k for k, v in tensors.items()
+                    if k in own and v.shape == own[k].shape and not k.startswith(skip))
+    model.load_state_dict({k: tensors[k].to(torch.float32) for k in copied}, strict=False)
+    return copied
 
 
 def load_state_into(model: FaceSwapModel, tensors: Any, where: Path) -> None:

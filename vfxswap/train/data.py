@@ -113,6 +113,19 @@ class FaceBank:
         self.landmarks[i] = landmarks
         self.masks[i] = np.where(hull_mask(landmarks, r) > 0.5, np.uint8(255), np.uint8(0))
 
+    @classmethod
+    def merged(cls, banks: list[FaceBank]) -> FaceBank:
+        """One bank holding the faces of ``banks`` in order (same resolution and face type), e.g. the
+        pool of many identities ``vfxswap train --pretrain`` feeds to both sides; ``folder`` is the first's."""
+        if not banks or any((b.resolution, b.face_type) != (banks[0].resolution, banks[0].face_type) for b in banks):
+            raise ConfigError("merged face banks must be one or more of the same resolution and face type")
+        pool = cls.__new__(cls)
+        pool.folder, pool.resolution, pool.face_type = banks[0].folder, banks[0].resolution, banks[0].face_type
+        pool.records = [r for b in banks for r in b.records]
+        for name in ("images", "landmarks", "masks"):
+            setattr(pool, name, np.concatenate([getattr(b, name) for b in banks]))
+        return pool
+
     def __len__(self) -> int:
         return len(self.records)
 

@@ -17,7 +17,9 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +34,7 @@ from ..atomic import open_for_append, replace_atomically, write_error, write_ima
 from ..errors import ConfigError, ModelError, OutputError
 from ..model.autoencoder import FaceSwapModel
 from ..model.card import PRESETS, ModelCard
-from ..model.checkpoint import load_state_into, load_train_state, save_model_dir
+from ..model.checkpoint import copy_matching_weights, load_state_into, load_train_state, save_model_dir
 from ..types import FACE_TYPES, FaceType
 from .data import FaceBank, PairBatches
 from .losses import mask_loss, reconstruction_loss
@@ -42,6 +44,32 @@ log = logging.getLogger(__name__)
 STATE_FORMAT = "vfxswap-train-state"
 METRICS = "metrics.jsonl"
 PREVIEWS = "previews"
+_HMS = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(text: str, *, what: str = "--time-limit") -> float:
+    """Seconds in a duration: plain seconds (``90``, ``2.5``) or hours/minutes/seconds (``90s``,
+    ``45m``, ``2h``, ``1h30m``, ``1.5h``). Raises ConfigError (one line) unless it reads as > 0 s."""
+    value = text.strip().lower()
+    match = _HMS.fullmatch(value)
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        seconds = float(value)
+    elif value and match is not None:
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = 3600 * hours + 60 * minutes + secs
+    else:
+        raise ConfigError(f"{what}: {text!r} is not a duration: give seconds (90) or hours, minutes and/or "
+                          "seconds (90s, 45m, 2h, 1h30m)")
+    if not seconds > 0:
+        raise ConfigError(f"{what} must be longer than 0 s, got {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``3725`` -> ``1h02m05s``, ``45`` -> ``45s`` (whole seconds; a form :func:`parse_duration` reads)."""
+    s = max(0, round(seconds))
+    h, m, s = s // 3600, s // 60 % 60, s % 60
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -50,8 +78,18 @@ class TrainConfig:
 
     Attributes:
         src, dst: faceset folders of the identity to put in and of the person in the plate.
+        pretrain: instead of ``src``/``dst``, faceset folders of many people: their union feeds both
+            sides, so encoder, inter and decoders learn faces in general; the card says ``pretrained``.
+        init: a model folder (typically pretrained) to start a new model from: its weights whose names
+            and shapes match are copied (safetensors only), then step 0 with a fresh optimizer; its
+            arch, resolution, face type and widths must equal this run's. Not with ``resume``.
+        init_decoders: with ``init``, copy the decoders too (default, as DeepFaceLab reuses a model);
+            off: only encoder and inter layers are copied, decoders start fresh.
         output: model folder.
-        iterations: train until this many steps in total (a resumed run continues up to it).
+        iterations: train until this many steps in total (a resumed run continues up to it);
+            ``None``: no step limit (``time_limit`` then ends the run).
+        time_limit: wall-clock budget in seconds, counted from the call (a resumed run: from the
+            resume); the run stops after the step that spends it and saves. ``None``: no budget.
         resolution, face_type, arch, preset: the model (ignored on resume: the card decides).
         batch_size: faces per side per step.
         lr: AdamW learning rate; weight_decay: its decoupled weight decay.
@@ -71,10 +109,14 @@ class TrainConfig:
         distributed: join the process group ``torchrun`` set up (one process per GPU, or several on CPU).
     """
 
-    src: str
-    dst: str
+    src: str | None = None
+    dst: str | None = None
     output: str
-    iterations: int = 1000
+    pretrain: tuple[str, ...] = ()
+    init: str | None = None
+    init_decoders: bool = True
+    iterations: int | None = 1000
+    time_limit: float | None = None
     resolution: int = 128
     face_type: FaceType = "whole_face"
     arch: Literal["df", "liae"] = "df"
@@ -97,8 +139,18 @@ class TrainConfig:
     distributed: bool = False
 
     def __post_init__(self) -> None:
+        if self.pretrain and (self.src or self.dst):
+            raise ConfigError("--pretrain trains on its own facesets: drop --src and --dst")
+        if not self.pretrain and not (self.src and self.dst):
+            raise ConfigError("--src and --dst are both needed (or --pretrain FACESET ... for a pretrained model)")
+        if self.init and self.resume:
+            raise ConfigError("--init starts a new model and --resume continues one: pass only one of them")
+        if self.iterations is None and self.time_limit is None:
+            raise ConfigError("give --iterations or --time-limit (or both: whichever comes first ends the run)")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ConfigError(f"--time-limit must be longer than 0 s, got {self.time_limit}")
         for name in ("iterations", "batch_size", "save_every", "workers"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.preview_every < 0:
             raise ConfigError(f"--preview-every must be >= 0, got {self.preview_every}")
@@ -118,7 +170,9 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainReport:
-    """What a training run did. Losses are the last logged values."""
+    """What a training run did. Losses are the last logged values; ``seconds`` is the training time
+    (after loading); ``stopped_on_time_limit``: the time budget, not ``iterations``, ended it;
+    ``init_tensors``: tensors copied from ``TrainConfig.init``."""
 
     output: str
     first_step: int
@@ -126,13 +180,37 @@ class TrainReport:
     seconds: float
     losses: dict[str, float]
     data_wait_fraction: float
+    stopped_on_time_limit: bool = False
+    init_tensors: int = 0
 
     @property
     def steps_per_second(self) -> float:
         return 0.0 if self.seconds <= 0 else (self.steps - self.first_step) / self.seconds
 
 
-ProgressFn = Callable[[int, int, dict[str, float]], None]
+ProgressFn = Callable[[int, int, dict[str, float]], None]  # (step, expected last step, losses)
+INIT_MATCHES = ("arch", "resolution", "face_type")
+INIT_WIDTHS = ("encoder_dims", "ae_dims", "decoder_dims", "decoder_mask_dims", "separable", "mask_head")
+
+
+def init_from(model: FaceSwapModel, card: ModelCard, source: str | os.PathLike, *,
+              decoders: bool = True) -> list[str]:
+    """Copy the weights of model dir ``source`` into ``model`` (described by ``card``); returns the
+    copied tensor names. Decoders (``decoder*``) are copied only with ``decoders``.
+
+    Raises:
+        ModelError: ``source`` is no readable model, or its arch, resolution, face type or widths
+            differ from ``card``'s (the message names which).
+    """
+    theirs = ModelCard.load(source)
+    differ = [f"{k} {getattr(theirs, k)} (this run: {getattr(card, k)})"
+              for k in INIT_MATCHES if getattr(theirs, k) != getattr(card, k)]
+    if any(getattr(theirs, k) != getattr(card, k) for k in INIT_WIDTHS):
+        differ.append("other widths (this run's --preset differs)")
+    if differ:
+        raise ModelError(f"cannot --init from {source}: it has {'; '.join(differ)}: pass the --arch, --resolution, "
+                         "--face-type and --preset it was trained with, or pretrain a model that matches")
+    return copy_matching_weights(model, source, skip=() if decoders else ("decoder",))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -204,16 +282,27 @@ class _Run:
         if config.resume:
             state = load_train_state(self.root)
             self.card = ModelCard.load(self.root)
+            if self.card.pretrained != bool(config.pretrain):
+                raise ConfigError(
+                    f"{self.root} is a pretrained model: continue pretraining it with --pretrain FACESET ..., "
+                    f"or start a pair from it with --init {self.root} -o NEW_MODEL" if self.card.pretrained else
+                    f"{self.root} is not a pretrained model: resume it with --src and --dst, not --pretrain")
             self.model = FaceSwapModel(self.card)
             load_state_into(self.model, state["model"], self.root / "train_state.pt")
             self.step = int(state["step"])
+            self.init_tensors = 0
         else:  # DistributedDataParallel broadcasts rank 0's initial weights to the other ranks
             if (self.root / "card.json").exists():
                 raise OutputError(f"{self.root} already holds a model: pass --resume to continue it, "
                                   "or choose a new output folder")
             self.card = ModelCard.from_preset(config.preset, arch=config.arch, resolution=config.resolution,
-                                              face_type=config.face_type, vfxswap_version=__version__)
+                                              face_type=config.face_type, pretrained=bool(config.pretrain),
+                                              vfxswap_version=__version__)
             self.model = FaceSwapModel(self.card)
+            self.init_tensors = 0
+            if config.init:
+                self.init_tensors = len(init_from(self.model, self.card, config.init, decoders=config.init_decoders))
+                self.card = dataclasses.replace(self.card, init_from=str(config.init))
             self.step = 0
             state = None
         self.channels_last = config.channels_last if config.channels_last is not None else self.device.type == "cuda"
@@ -238,10 +327,9 @@ class _Run:
             for group in self.optimizer.param_groups:  # --lr given on resume wins over the saved one
                 group["lr"] = config.lr
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.device.type == "cuda" and config.amp == "fp16")
-        src = FaceBank(config.src, resolution=self.card.resolution, face_type=self.card.face_type,
-                       holdout=config.holdout)
-        dst = FaceBank(config.dst, resolution=self.card.resolution, face_type=self.card.face_type,
-                       holdout=config.holdout)
+        banks = [FaceBank(folder, resolution=self.card.resolution, face_type=self.card.face_type,
+                          holdout=config.holdout) for folder in (config.pretrain or (config.src, config.dst))]
+        src, dst = (FaceBank.merged(banks),) * 2 if config.pretrain else banks  # pretrain: one pool, both sides
         self.batches = PairBatches(src, dst, batch_size=config.batch_size, seed=config.seed + 1_000_003 * self.rank,
                                    color_transfer=config.color_transfer, workers=config.workers)
         self.last_saved = self.step
@@ -267,6 +355,16 @@ class _Run:
         self.step += 1
         return {k: float(v.detach()) for k, v in losses.items()}
 
+    def agree(self, flag: bool) -> bool:
+        """``flag`` of rank 0 on every rank (so all ranks stop at the same step); ``flag`` alone without DDP."""
+        if not self.config.distributed:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([float(flag)], device=self.device if self.device.type == "cuda" else "cpu")
+        dist.broadcast(value, src=0)
+        return bool(value.item())
+
     def save(self) -> None:
         if self.rank > 0:
             self.last_saved = self.step
@@ -286,6 +384,16 @@ class _Run:
         folder.mkdir(parents=True, exist_ok=True)
         bgr = cv2.cvtColor(grid, cv2.COLOR_RGB2BGR)
         write_image(folder / f"{self.step:08d}.png", bgr)
+
+
+def expected_end(step: int, first: int, elapsed: float, left: float | None, iterations: int | None) -> int:
+    """The step a run will stop at: ``iterations``, or sooner at the current rate (steps since
+    ``first`` over ``elapsed`` s) when ``left`` seconds of its time budget run out first."""
+    if left is None:
+        return iterations if iterations is not None else step
+    rate = (step - first) / elapsed if elapsed > 0 else 0.0
+    end = step + math.ceil(rate * max(left, 0.0))  # > step while time is left: 100 % only at the end
+    return end if iterations is None else min(iterations, end)
 
 
 def _open_metrics(path: Path, step: int):
@@ -313,10 +421,12 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
         ModelError: the model dir cannot be resumed, or the loss became NaN/inf.
         OutputError: the model dir cannot be written, or holds a model and ``resume`` is off.
     """
+    deadline = None if config.time_limit is None else time.perf_counter() + config.time_limit
     run = _Run(config)
     first = run.step
     waited = 0.0
     losses: dict[str, float] = {}
+    out_of_time = False
     start = time.perf_counter()
     try:
         run.root.mkdir(parents=True, exist_ok=True)
@@ -325,13 +435,15 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
         raise OutputError(f"cannot write to model folder {run.root}: {exc.strerror}") from None
     batches = run.batches.iterate(run.step, config.iterations)
     try:
-        while run.step < config.iterations:
+        while config.iterations is None or run.step < config.iterations:
             t0 = time.perf_counter()
             step, batch = next(batches)
             waited += time.perf_counter() - t0
             losses = run.train_step(run.to_device(batch))
-            if run.step % 10 == 0 or run.step == config.iterations:
-                elapsed = time.perf_counter() - start
+            now = time.perf_counter()
+            out_of_time = deadline is not None and run.agree(now >= deadline)
+            if run.step % 10 == 0 or run.step == config.iterations or out_of_time:
+                elapsed = now - start
                 try:
                     metrics.write(json.dumps({"step": run.step, **{k: round(v, 6) for k, v in losses.items()},
                                               "it_s": round((run.step - first) / elapsed, 3)}) + "\n")
@@ -339,11 +451,14 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
                 except OSError as exc:
                     raise write_error(run.root / METRICS, exc) from None
             if progress is not None and run.rank == 0:
-                progress(run.step, config.iterations, losses)
+                left = None if deadline is None else deadline - now
+                progress(run.step, expected_end(run.step, first, now - start, left, config.iterations), losses)
             if config.preview_every and run.step % config.preview_every == 0:
                 run.write_preview()
             if run.step % config.save_every == 0:
                 run.save()
+            if out_of_time:
+                break
         if run.last_saved != run.step:
             run.save()
     except KeyboardInterrupt:
@@ -361,5 +476,6 @@ def train(config: TrainConfig, *, progress: ProgressFn | None = None) -> TrainRe
             dist.destroy_process_group()
     seconds = time.perf_counter() - start
     return TrainReport(output=str(run.root), first_step=first, steps=run.step, seconds=seconds, losses=losses,
-                       data_wait_fraction=waited / seconds if seconds > 0 else 0.0)
+                       data_wait_fraction=waited / seconds if seconds > 0 else 0.0,
+                       stopped_on_time_limit=out_of_time, init_tensors=run.init_tensors)
 

@@ -315,3 +315,163 @@ class TestReconstruction:
     def test_mismatched_shapes_are_config_errors(self):
         with pytest.raises(ConfigError, match="same|both"):
             metrics.reconstruction_scores(np.zeros((2, 8, 8, 3)), np.zeros((2, 8, 9, 3)))
+
+
+def hull_mask(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32 mask of the convex hull of a face's landmarks."""
+    mask = np.zeros(image.shape[:2], np.float32)
+    cv2.fillConvexPoly(mask, cv2.convexHull(landmarks.astype(np.int32)), 1.0)
+    return mask
+
+
+class TestDetail:
+    """Constructed on the real faces of the group photo: a blur must fail the 0.6 target, sharp faces pass."""
+
+    def test_the_plate_itself_scores_1_and_a_blurred_copy_fails_0_6(self, group_photo, group_faces):
+        for face in group_faces:
+            mask = hull_mask(group_photo, face.landmarks)
+            assert metrics.detail_ratio(group_photo, group_photo, mask) == pytest.approx(1.0)
+            for sigma in (0.02, 0.03):  # 2-3% of the face: about a 64 px face blown up 4x
+                blurred = cv2.GaussianBlur(group_photo, (0, 0), sigma * face.size)
+                assert metrics.detail_ratio(blurred, group_photo, mask) < 0.3
+
+    def test_another_sharp_face_passes_0_6(self, group_photo, group_faces):
+        energies = [metrics.detail_energy(group_photo, hull_mask(group_photo, f.landmarks)) for f in group_faces]
+        assert all(e > 0 for e in energies)
+        ratios = [a / b for a in energies for b in energies]
+        assert 0.6 < min(ratios) and max(ratios) < 1 / 0.6
+
+    def test_a_64_px_face_blown_up_loses_detail_but_a_128_px_one_keeps_most(self, astronaut):
+        face = astronaut[40:230, 150:340]  # the astronaut's face and a margin, 190 px
+        big = cv2.resize(face, (570, 570), interpolation=cv2.INTER_CUBIC)  # as a 570 px plate
+        mask = np.zeros(big.shape[:2], np.float32)
+        cv2.ellipse(mask, (285, 300), (150, 200), 0, 0, 360, 1.0, -1)
+        ratio = {}
+        for res in (64, 128):
+            small = cv2.resize(big, (res, res), interpolation=cv2.INTER_AREA)
+            ratio[res] = metrics.detail_ratio(cv2.resize(small, (570, 570), interpolation=cv2.INTER_CUBIC), big, mask)
+        assert ratio[64] < 0.6 < ratio[128] < 1.05
+
+    def test_the_measure_does_not_depend_on_the_plate_resolution(self, group_photo, group_faces):
+        face = group_faces[2]
+        mask = hull_mask(group_photo, face.landmarks)
+        twice = cv2.resize(group_photo, None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+        mask2 = cv2.resize(mask, None, fx=2, fy=2, interpolation=cv2.INTER_LINEAR)
+        assert metrics.detail_energy(twice, mask2) == pytest.approx(metrics.detail_energy(group_photo, mask), rel=0.15)
+
+    def test_the_mask_edge_does_not_count(self):
+        flat = np.full((200, 200, 3), 0.5, np.float32)
+        swap = flat.copy()
+        swap[disc() >= 0.5] = 0.7  # a flat face with a hard edge: no detail inside
+        assert metrics.detail_energy(swap, disc()) == pytest.approx(0.0, abs=1e-9)
+
+    def test_empty_masks_flat_plates_and_bad_shapes(self):
+        img = textured()
+        assert math.isnan(metrics.detail_energy(img, np.zeros((200, 200), np.float32)))
+        assert math.isnan(metrics.detail_ratio(img, np.full_like(img, 0.5), disc()))
+        with pytest.raises(ConfigError):
+            metrics.detail_ratio(img, img[:100], disc())
+
+
+class TestFaceInMask:
+    def test_the_face_whose_centre_lies_in_the_region_is_chosen(self, group_photo, group_faces):
+        landmarks = [f.landmarks for f in group_faces]
+        for k, face in enumerate(group_faces):
+            assert metrics.face_in_mask(landmarks, hull_mask(group_photo, face.landmarks)) == k
+        assert metrics.face_in_mask(landmarks, np.zeros(group_photo.shape[:2], np.float32)) is None
+        assert metrics.face_in_mask([], hull_mask(group_photo, group_faces[0].landmarks)) is None
+
+    def test_a_face_blurred_to_mush_is_not_found_and_the_real_one_is(self, dlib_analyzer, group_photo, group_faces):
+        face = group_faces[0]
+        mask = hull_mask(group_photo, face.landmarks)
+        found = metrics.face_in_mask([f.landmarks for f in dlib_analyzer.detect(group_photo)], mask)
+        assert found is not None
+        soft = cv2.GaussianBlur(mask, (0, 0), 4)[..., None]
+        mush = (group_photo * (1 - soft) + cv2.GaussianBlur(group_photo, (0, 0), 0.12 * face.size) * soft)
+        mush = np.ascontiguousarray(mush.astype(np.uint8))
+        assert metrics.face_in_mask([f.landmarks for f in dlib_analyzer.detect(mush)], mask) is None
+
+
+def expression_landmarks(mouth: float = 0.0, eye: float = 0.3) -> np.ndarray:
+    """:func:`face_landmarks` (eyes 40 px apart) with the inner lips ``mouth`` IOD apart and eyes of aspect ``eye``."""
+    pts = face_landmarks().astype(np.float64)
+    for upper, lower, x in ((61, 67, 90.0), (62, 66, 100.0), (63, 65, 110.0)):
+        pts[upper] = [x, 130.0]
+        pts[lower] = [x, 130.0 + 40.0 * mouth]
+    for p1, p2, p3, p4, p5, p6 in metrics.EYES:
+        cx, cy = pts[[p1, p2, p3, p4, p5, p6]].mean(axis=0)
+        w = 12.0
+        pts[[p1, p4]] = [[cx - w / 2, cy], [cx + w / 2, cy]]
+        pts[[p2, p3]] = [[cx - 2, cy - eye * w / 2], [cx + 2, cy - eye * w / 2]]
+        pts[[p6, p5]] = [[cx - 2, cy + eye * w / 2], [cx + 2, cy + eye * w / 2]]
+    return pts
+
+
+class TestExpression:
+    def test_mouth_and_eye_opening_of_constructed_landmarks(self):
+        assert metrics.mouth_opening(expression_landmarks(mouth=0.0)) == pytest.approx(0.0, abs=1e-9)
+        assert metrics.mouth_opening(expression_landmarks(mouth=0.35)) == pytest.approx(0.35, rel=1e-3)
+        assert metrics.eye_opening(expression_landmarks(eye=0.3)) == pytest.approx(0.3, rel=1e-6)
+        assert metrics.eye_opening(expression_landmarks(eye=0.1)) == pytest.approx(0.1, rel=1e-6)
+
+    def test_real_faces_have_plausible_openings(self, group_faces):
+        for face in group_faces:
+            assert 0 <= metrics.mouth_opening(face.landmarks) < 0.6
+            assert 0.1 < metrics.eye_opening(face.landmarks) < 0.5
+
+    def test_correlation_of_identical_unrelated_and_constant_series(self):
+        rng = np.random.default_rng(3)
+        mouth = 0.2 + 0.1 * np.sin(np.linspace(0, 12, 120)) + 0.02 * rng.standard_normal(120)
+        assert metrics.expression_correlation(mouth, mouth) == pytest.approx(1.0)
+        assert metrics.expression_correlation(0.5 * mouth + 0.1, mouth) == pytest.approx(1.0)  # scale, offset
+        unrelated = 0.2 + 0.1 * rng.standard_normal(120)
+        assert abs(metrics.expression_correlation(unrelated, mouth)) < 0.25
+        assert metrics.expression_correlation(mouth, np.full(120, 0.2)) is None  # a still plate: nothing to follow
+        assert metrics.expression_correlation(np.full(120, 0.2), mouth) == 0.0  # a frozen swap follows nothing
+        assert metrics.expression_correlation(mouth[:4], mouth[:4]) is None  # too few frames
+
+    def test_missing_frames_are_left_out(self):
+        mouth = np.sin(np.linspace(0, 6, 40))
+        swap = mouth.copy()
+        swap[::3] = np.nan
+        assert metrics.expression_correlation(swap, mouth) == pytest.approx(1.0)
+        with pytest.raises(ConfigError):
+            metrics.expression_correlation(mouth, mouth[:-1])
+
+
+class TestLandmarkJitter:
+    @staticmethod
+    def track(frames: int = 200, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+        """A face moving and growing smoothly, ``(T, 68, 2)``, with per-point noise of ``noise`` px."""
+        rng = np.random.default_rng(seed)
+        t = np.arange(frames)[:, None, None]
+        pts = face_landmarks()[None].astype(np.float64) * (1 + 0.001 * t) + np.array([0.8, 0.3]) * t
+        return pts + noise * rng.standard_normal(pts.shape)
+
+    def test_smooth_motion_has_no_jitter_and_known_noise_is_measured(self):
+        assert metrics.landmark_jitter([self.track()]) == pytest.approx(0.0, abs=1e-9)
+        iod = np.mean([metrics.interocular_distance(p) for p in self.track()])
+        assert metrics.landmark_jitter([self.track(noise=2.0)]) == pytest.approx(2.0 / iod, rel=0.05)
+
+    def test_ratio_to_the_plate_is_1_for_the_plate_itself_and_above_1_with_added_noise(self):
+        plate = self.track(noise=1.0, seed=1)
+        assert metrics.jitter_ratio([plate], [plate]) == pytest.approx(1.0)
+        rng = np.random.default_rng(2)
+        noisy = plate + 1.0 * rng.standard_normal(plate.shape)
+        assert metrics.jitter_ratio([noisy], [plate]) == pytest.approx(math.sqrt(2), rel=0.05)
+
+    def test_short_runs_are_skipped_and_a_still_plate_gives_nan(self):
+        assert math.isnan(metrics.landmark_jitter([self.track(2)]))
+        assert np.isnan(metrics.landmark_jitter_per_frame(self.track(5))[[0, -1]]).all()
+        still = np.repeat(face_landmarks()[None].astype(np.float64), 10, axis=0)
+        assert math.isnan(metrics.jitter_ratio([self.track(10, noise=1.0)], [still]))
+        with pytest.raises(ConfigError):
+            metrics.landmark_jitter_per_frame(np.zeros((5, 5, 2)))
+
+
+def test_unit_distance_of_similarities():
+    assert metrics.unit_distance(1.0) == 0.0
+    assert metrics.unit_distance(0.0) == pytest.approx(math.sqrt(2))
+    assert metrics.unit_distance(-1.0) == pytest.approx(2.0)
+    a, b = np.array([0.6, 0.8]), np.array([1.0, 0.0])
+    assert metrics.unit_distance(metrics.cosine_similarity(a, b)) == pytest.approx(np.linalg.norm(a - b))

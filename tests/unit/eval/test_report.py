@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
-from vfxswap.eval.compare import Run, compare_markdown, run_labels
+from vfxswap.eval.compare import SHORT_LABELS, Run, compare_markdown, run_labels
 from vfxswap.eval.inputs import ShotFrame
-from vfxswap.eval.report import CELL, COLUMNS, cell_origin, contact_sheet, frame_cells, sheet_size, svg_chart
+from vfxswap.eval.report import (CELL, COLUMNS, SUMMARY_ROWS, cell_origin, contact_sheet, frame_cells, sheet_size,
+                                 svg_chart)
+from vfxswap.eval.shot import TARGETS
 
 
 def frame(number: int) -> ShotFrame:
@@ -73,3 +75,19 @@ class TestCompare:
         table = compare_markdown(runs).splitlines()
         assert table[0] == "| run | toward src | seam |"
         assert table[2] == "| rct | 100% | **0.800** |" and table[3] == "| mkl | 100% | 0.900 |"
+
+    def test_blur_proof_rows_show_and_a_blur_loses_on_detail(self):
+        """Issue 16: a sharp swap beats a blur on detail and face found, though both sit close to src."""
+        sharp = {"format": "vfxswap-eval", "summary": {"identity_toward_src": 1.0, "face_found_rate": 1.0,
+                                                       "face_detail_ratio_mean": 0.95, "mouth_correlation": 0.93}}
+        blur = {"format": "vfxswap-eval", "summary": {"identity_toward_src": 1.0, "face_found_rate": 0.5,
+                                                      "face_detail_ratio_mean": 0.3, "mouth_correlation": 0.4}}
+        runs = [Run(folder=Path("a"), metrics=sharp, label="sharp"), Run(folder=Path("b"), metrics=blur, label="blur")]
+        table = compare_markdown(runs).splitlines()
+        assert table[0] == "| run | toward src | face found | detail | mouth corr. |"
+        assert table[2] == "| sharp | 100% | **100%** | **0.950** | **0.930** |"
+
+    def test_every_target_and_summary_row_has_a_short_label(self):
+        keys = {key for key, _, _, _ in SUMMARY_ROWS}
+        assert {key for key, _, _, _ in TARGETS} <= keys
+        assert keys <= set(SHORT_LABELS)

@@ -248,3 +248,17 @@ def test_the_shipped_demo_model_loads_and_swaps():
         rgb, mask = model(torch.rand(2, 3, 64, 64), "swap")
     assert rgb.shape == (2, 3, 64, 64) and mask.shape == (2, 1, 64, 64)
     assert torch.isfinite(rgb).all() and torch.isfinite(mask).all()
+
+
+def test_a_version_1_card_loads_with_the_new_fields_defaulted(tmp_path):
+    old = {k: v for k, v in json.loads(ModelCard(resolution=64).to_json()).items()
+           if k not in ("pretrained", "init_from")}
+    card = ModelCard.from_json(json.dumps({**old, "format_version": 1}))
+    assert not card.pretrained and card.init_from == "" and card.format_version == FORMAT_VERSION == 2
+    marked = dataclasses.replace(card, pretrained=True, init_from="/models/pool")
+    save_model_dir(tmp_path / "m", FaceSwapModel(marked), marked)
+    written = json.loads((tmp_path / "m" / "card.json").read_text())
+    assert written["format_version"] == FORMAT_VERSION and written["pretrained"] is True
+    assert dataclasses.replace(ModelCard.load(tmp_path / "m"), vfxswap_version="") == marked
+    with pytest.raises(ModelError, match="pretrained must be true or false"):
+        ModelCard.from_json(json.dumps({**written, "pretrained": "yes"}))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -15,16 +17,22 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from vfxswap.errors import ModelError, OutputError
+from vfxswap.cli import main
+from vfxswap.errors import ConfigError, ModelError, OutputError
+from vfxswap.model.autoencoder import FaceSwapModel
+from vfxswap.model.card import ModelCard
 from vfxswap.model.checkpoint import load_model, load_train_state
-from vfxswap.train.loop import TrainConfig, train
+from vfxswap.train.data import FaceBank
+from vfxswap.progress import Progress
+from vfxswap.train.loop import (TrainConfig, expected_end, format_duration, init_from, parse_duration,
+                                 train)
 
 
 TOOLS = Path(__file__).resolve().parents[3] / "tools"
 
 
 def _config(src, dst, out, **kw) -> TrainConfig:
-    base = dict(src=str(src), dst=str(dst), output=str(out), resolution=64, batch_size=8, iterations=20,
+    base = dict(src=src and str(src), dst=dst and str(dst), output=str(out), resolution=64, batch_size=8, iterations=20,
                 save_every=10, preview_every=0, lr=1e-3, seed=3, workers=2)
     return TrainConfig(**{**base, **kw})
 
@@ -189,3 +197,144 @@ def test_torchrun_two_cpu_processes_with_gloo(src_faceset, dst_faceset, tmp_path
     assert card.steps == 12 and load_train_state(out)["step"] == 12
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [10, 12]  # written by rank 0 only
+
+
+class TestTimeLimit:
+    @pytest.mark.parametrize("text, seconds", [("90", 90), ("2.5", 2.5), ("90s", 90), ("45m", 2700), ("2h", 7200),
+                                               ("1h30m", 5400), ("1.5h", 5400), ("1m30s", 90), (" 2H ", 7200)])
+    def test_durations_that_read(self, text, seconds):
+        assert parse_duration(text) == seconds
+        assert parse_duration(format_duration(seconds)) == round(seconds)
+
+    @pytest.mark.parametrize("text", ["", "0", "0s", "soon", "-5", "1e3", "inf", "nan", "m", "h30", "30m1h", "1h 30m"])
+    def test_durations_that_do_not(self, text):
+        with pytest.raises(ConfigError, match="--time-limit") as refused:
+            parse_duration(text)
+        assert "\n" not in str(refused.value)
+
+    def test_a_run_stops_on_its_budget_and_saves(self, src_faceset, dst_faceset, tmp_path):
+        out = tmp_path / "m"
+        t0 = time.monotonic()
+        report = train(_config(src_faceset, dst_faceset, out, iterations=None, time_limit=3.0, save_every=100000))
+        elapsed = time.monotonic() - t0
+        assert report.stopped_on_time_limit and report.steps > 0
+        assert 3.0 <= elapsed < 3.0 + 15  # one last step and the save after the budget (a busy 2-core box)
+        model, card = load_model(out)
+        assert card.steps == report.steps == load_train_state(out)["step"]
+        assert json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"] == report.steps
+
+    def test_a_resumed_run_counts_its_budget_from_the_resume(self, src_faceset, dst_faceset, tmp_path):
+        out = tmp_path / "m"
+        first = train(_config(src_faceset, dst_faceset, out, iterations=None, time_limit=2.0))
+        t0 = time.monotonic()
+        again = train(_config(src_faceset, dst_faceset, out, iterations=None, time_limit=2.0, resume=True))
+        assert time.monotonic() - t0 >= 2.0
+        assert again.stopped_on_time_limit and again.first_step == first.steps < again.steps
+        assert load_model(out)[1].steps == again.steps
+        # --iterations reached first ends the run before the budget
+        done = train(_config(src_faceset, dst_faceset, out, iterations=again.steps + 2, time_limit=600.0, resume=True))
+        assert done.steps == again.steps + 2 and not done.stopped_on_time_limit
+
+    def test_iterations_or_time_limit_is_needed(self):
+        with pytest.raises(ConfigError, match="--iterations or --time-limit"):
+            TrainConfig(src="s", dst="d", output="o", iterations=None)
+        with pytest.raises(ConfigError, match="--time-limit must be longer than 0"):
+            TrainConfig(src="s", dst="d", output="o", time_limit=0)
+
+    def test_the_cli_flag_end_to_end(self, src_faceset, dst_faceset, tmp_path, capsys):
+        out = tmp_path / "m"
+        base = ["train", "--src", str(src_faceset), "--dst", str(dst_faceset), "-o", str(out), "--resolution", "64",
+                "--batch-size", "4", "--preview-every", "0", "--progress", "plain"]
+        assert main([*base, "--time-limit", "4s"]) == 0
+        printed = capsys.readouterr().out
+        assert "stopped at the time limit (4s); --resume continues" in printed
+        assert re.search(r"Progress: \d+% \(\d+/\d+ steps", printed), printed
+        assert load_model(out)[1].steps == load_train_state(out)["step"] > 0
+        assert main([*base, "--time-limit", "soon", "--resume"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "--time-limit: 'soon' is not a duration" in err
+
+
+def test_progress_lines_show_steps_per_second_and_time_left():
+    stream = io.StringIO()
+    progress = Progress("plain", unit="steps", stream=stream, interval=0, speed=True)
+    progress(1, 50)
+    time.sleep(0.2)
+    progress(5, 40)  # a time-limited run's total is an estimate that moves
+    first, second = stream.getvalue().splitlines()
+    assert first == "Progress: 2% (1/50 steps)"
+    found = re.fullmatch(r"Progress: 12% \(5/40 steps, ([\d.]+) steps/s, (\d+)m(\d\d)s left\)", second)
+    assert found, second
+    rate = float(found.group(1))
+    assert 5 < rate < 25 and abs(int(found.group(2)) * 60 + int(found.group(3)) - 35 / rate) <= 1
+
+
+def test_expected_end_follows_the_budget():
+    assert expected_end(10, 0, 5.0, None, 100) == 100  # no budget: the iterations
+    assert expected_end(10, 0, 5.0, 10.0, None) == 30  # 2 steps/s, 10 s left
+    assert expected_end(10, 0, 5.0, 10.0, 20) == 20  # iterations come first
+    assert expected_end(10, 0, 5.0, -1.0, None) == 10  # spent: this is the last step
+
+
+@pytest.fixture(scope="class")
+def pretrained(src_faceset, dst_faceset, tmp_path_factory) -> Path:
+    """A 64 px df model pretrained for 4 steps on the pool of both session facesets."""
+    out = tmp_path_factory.mktemp("pretrained") / "p"
+    train(_config(None, None, out, pretrain=(str(src_faceset), str(dst_faceset)), iterations=4, save_every=4))
+    return out
+
+
+class TestPretrainAndInit:
+    def test_pretrain_marks_the_card_and_resumes_only_as_pretraining(self, pretrained, src_faceset, dst_faceset):
+        card = ModelCard.load(pretrained)
+        assert card.pretrained and card.steps == 4 and card.init_from == ""
+        with pytest.raises(ConfigError, match="is a pretrained model: .*--init"):
+            train(_config(src_faceset, dst_faceset, pretrained, iterations=5, resume=True))
+        with pytest.raises(ConfigError, match="drop --src and --dst"):
+            _config(src_faceset, dst_faceset, pretrained, pretrain=(str(src_faceset),))
+
+    def test_pretrain_feeds_the_union_to_both_sides(self, src_bank, dst_bank):
+        pool = FaceBank.merged([src_bank, dst_bank])
+        assert len(pool) == len(src_bank) + len(dst_bank) and pool.images.shape[1:] == (64, 64, 3)
+        assert np.array_equal(pool.images[len(src_bank):], dst_bank.images)
+
+    def test_init_copies_the_pretrained_weights_at_step_0(self, pretrained):
+        theirs = load_file(str(pretrained / "weights.safetensors"))
+        card = ModelCard.from_preset("cpu", resolution=64)
+        torch.manual_seed(0)
+        model = FaceSwapModel(card)
+        fresh = {k: v.clone() for k, v in model.state_dict().items()}
+        copied = init_from(model, card, pretrained)
+        assert sorted(copied) == sorted(model.state_dict())  # decoders too by default
+        assert all(torch.equal(model.state_dict()[k], theirs[k]) for k in copied)
+        torch.manual_seed(0)
+        model = FaceSwapModel(card)
+        copied = init_from(model, card, pretrained, decoders=False)
+        assert any(k.startswith("encoder.") for k in copied) and any(k.startswith("inter.") for k in copied)
+        assert not any(k.startswith("decoder") for k in copied)
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, theirs[k] if k in copied else fresh[k]), k
+
+    def test_a_pair_trained_from_init(self, pretrained, src_faceset, dst_faceset, tmp_path):
+        out = tmp_path / "m"
+        report = train(_config(src_faceset, dst_faceset, out, init=str(pretrained), iterations=2, save_every=2))
+        card = ModelCard.load(out)
+        assert card.init_from == str(pretrained) and not card.pretrained and card.steps == 2
+        assert report.first_step == 0 and report.init_tensors == len(load_file(str(out / "weights.safetensors")))
+        state = load_train_state(out)
+        assert state["step"] == 2 and all(float(s["step"]) == 2 for s in state["optimizer"]["state"].values())
+
+    def test_init_from_another_resolution_or_arch_is_refused(self, pretrained, src_faceset, dst_faceset, tmp_path):
+        with pytest.raises(ModelError, match=r"resolution 64 \(this run: 80\).*--resolution") as refused:
+            train(_config(src_faceset, dst_faceset, tmp_path / "a", init=str(pretrained), resolution=80))
+        assert "\n" not in str(refused.value) and not (tmp_path / "a").exists()
+        with pytest.raises(ModelError, match=r"arch df \(this run: liae\)"):
+            train(_config(src_faceset, dst_faceset, tmp_path / "b", init=str(pretrained), arch="liae"))
+        with pytest.raises(ModelError, match="other widths"):
+            train(_config(src_faceset, dst_faceset, tmp_path / "c", init=str(pretrained), preset="gpu"))
+
+    def test_init_and_resume_together_exit_2(self, pretrained, src_faceset, dst_faceset, tmp_path, capsys):
+        code = main(["train", "--src", str(src_faceset), "--dst", str(dst_faceset), "-o", str(tmp_path / "m"),
+                     "--init", str(pretrained), "--resume", "--progress", "none"])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and "--init starts a new model and --resume continues one" in err
