@@ -196,11 +196,13 @@ def run(args: argparse.Namespace, src_clip: Path, plate_clip: Path, recipe: str,
     if recipe == PEER:  # tools/peer_original.py: an ONNX-only model folder without a mask head
         from peer_original import train_peer
 
-        peer = train_peer(src_faces, dst_faces, model, args.budget, log=print)
+        done = model / "peer.json"
+        peer = (json.loads(done.read_text(encoding="utf-8")) if done.is_file()
+                else train_peer(src_faces, dst_faces, model, args.budget, log=print))
     elif not (model / "card.json").is_file():
         vfxswap("train", "--src", src_faces, "--dst", dst_faces, "-o", model, "--time-limit", args.budget_text,
                 *train_args, "--progress", "none")
-    train_s = time.perf_counter() - t0
+    train_s = peer["seconds"] if peer else time.perf_counter() - t0
     swap = folder / "swap.mkv"
     t1 = time.perf_counter()
     frames = ["--frames", f"1001-{1000 + args.frames}"] if args.frames else []
@@ -228,9 +230,13 @@ def write_table(table: Path, rows: list[dict]) -> None:
     """docs/quality_real.md from every recorded row (newest last)."""
     head = ["pair", "recipe", "budget", "res", "steps", "GFLOP/face", *[c[0] for c in COLUMNS], "sheet"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes = []
     for r in rows:
         s = r["summary"]
-        cells = [r["pair"], f"`{r['recipe']}`" + (f" ({' '.join(r['train_args'])})" if r["train_args"] else ""),
+        if r.get("note"):
+            notes.append(f"{len(notes) + 1}. `{r['run']}`: {r['note']}")
+        mark = f" [{len(notes)}]" if r.get("note") else ""
+        cells = [r["pair"], f"`{r['recipe']}`" + (f" ({' '.join(r['train_args'])})" if r["train_args"] else "") + mark,
                  f"{r['budget_s'] / 60:.0f} min", str(r["resolution"]), str(r["steps"]), f"{r['gflop_per_face']:.2f}",
                  *[_cell(s.get(key), fmt) for _, key, fmt in COLUMNS],
                  f"[sheet](quality_real/{r['run']}.jpg)"]
@@ -249,7 +255,7 @@ Targets (issue 16): face found in 100 % of swapped frames; swap closer to src th
 landmark jitter <= 1.1x the plate's.
 
 {chr(10).join(lines)}
-"""
+{(chr(10) + "Notes:" + chr(10) + chr(10) + chr(10).join(notes) + chr(10)) if notes else ""}"""
     table.write_text(text, encoding="utf-8")
 
 
@@ -265,6 +271,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, help="convert and evaluate only the plate's first N frames (smoke runs)")
     parser.add_argument("-o", "--output", type=Path, default=ROOT / "build" / "bench_quality")
     parser.add_argument("--table", type=Path, help="also record the row in this markdown table (docs/quality_real.md)")
+    parser.add_argument("--note", help="a remark recorded with the row (e.g. what else ran on the machine)")
     args = parser.parse_args()
     if not MEDIA.is_dir():
         print(f"skipped: {MEDIA} is absent (the real clips live outside the repository)")
@@ -278,6 +285,8 @@ def main() -> int:
     recipe, train_args = (("custom", shlex.split(args.train_args)) if args.train_args is not None
                           else (args.recipe, RECIPES.get(args.recipe, [])))
     row = run(args, src_clip, plate_clip, recipe, train_args)
+    if args.note:
+        row["note"] = args.note
     with open(args.output / "rows.jsonl", "a", encoding="utf-8") as f:
         f.write(json.dumps(row) + "\n")
     if args.table is not None:

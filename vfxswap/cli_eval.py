@@ -12,6 +12,7 @@ Run functions return an exit code; errors propagate as :class:`~vfxswap.errors.V
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 from .errors import EXIT_OK, ConfigError
@@ -108,9 +109,15 @@ def run_shot(args: argparse.Namespace) -> int:
         result = evaluate_shot(spec, analyzer, src_identity=src, src_label=args.src, progress=progress,
                                src_shapes=src_shapes)
     recons = []
-    for side, faceset in (("src", args.src if src_is_faceset else None), ("dst", args.dst)):
-        if faceset:
-            recons.append(reconstruct(spec.model, faceset, side=side, every=args.holdout, device=args.device))
+    from .accel.onnx import is_onnx_only
+
+    if spec.model and is_onnx_only(spec.model) and (src_is_faceset or args.dst):
+        logging.getLogger(__name__).warning("no reconstruction scores: %s is an ONNX-only model folder (no "
+                                            "weights.safetensors to run both decoders)", spec.model)
+    else:
+        for side, faceset in (("src", args.src if src_is_faceset else None), ("dst", args.dst)):
+            if faceset:
+                recons.append(reconstruct(spec.model, faceset, side=side, every=args.holdout, device=args.device))
     files = write_report(result, args.output, rows=args.sheet_rows, reconstructions=recons)
     s = result.summary
     passed = [t for t in result.targets() if t["passed"] is not None]

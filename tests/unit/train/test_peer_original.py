@@ -100,7 +100,7 @@ class TestTrainPeer:
         with pytest.raises(OutputError, match="holds a vfxswap model"):
             peer.train_peer(src_faceset, dst_faceset, demo_model, 1.0)
 
-    def test_converts_all_frames_through_the_cli(self, peer_model, tmp_path):
+    def test_converts_all_frames_through_the_cli(self, peer_model, src_faceset, tmp_path):
         out, _ = peer_model
         result = subprocess.run([sys.executable, "-m", "vfxswap.cli", "convert", str(PLATE_SEQ), "-m", str(out),
                                  "--backend", "onnxruntime", "--mask", "hull", "-o", str(tmp_path / "out.####.png"),
@@ -114,3 +114,8 @@ class TestTrainPeer:
             swapped = cv2.imread(str(path))
             changed = np.abs(swapped.astype(int) - plate.astype(int)).max(axis=2) > 8
             assert 0.001 < changed.mean() < 0.5  # faces replaced, the rest of the frame kept
+        report = subprocess.run([sys.executable, "-m", "vfxswap.cli", "eval", str(PLATE_SEQ), str(tmp_path / "out.####.png"),
+                                 "--src", str(src_faceset), "-o", str(tmp_path / "eval"), "--progress", "none"],
+                                capture_output=True, text=True, cwd=ROOT)
+        assert report.returncode == 0, report.stderr  # measured without reconstruction: there are no weights
+        assert "no reconstruction scores" in report.stderr and (tmp_path / "eval" / "metrics.json").is_file()
