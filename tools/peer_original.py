@@ -36,11 +36,9 @@ Run: ``python tools/peer_original.py --faceset-src SRC --faceset-dst DST -o OUT 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,13 +46,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from vfxswap import __version__
 from vfxswap.atomic import replace_atomically
-from vfxswap.errors import EngineError, OutputError, VfxSwapError, one_line
+from vfxswap.errors import EngineError, OutputError, VfxSwapError
 from vfxswap.model.autoencoder import flops_per_face
 from vfxswap.model.card import ModelCard
 from vfxswap.model.checkpoint import WEIGHTS, save_card
-from vfxswap.model.export import CARD_KEY, DEFAULT_OPSET, TOLERANCE
+from vfxswap.model.export import DEFAULT_OPSET, TOLERANCE, to_onnx
 from vfxswap.train.data import FaceBank, PairBatches
 from vfxswap.train.loop import TrainConfig
 
@@ -236,35 +233,13 @@ def export_swap_onnx(path: PeerSwapPath, card: ModelCard) -> bytes:
     Raises:
         EngineError: the export failed or does not reproduce PyTorch.
     """
-    import onnx
     import onnxruntime as ort
 
     r = card.resolution
-    example = torch.rand(2, 3, r, r, generator=torch.Generator().manual_seed(0))
-    buffer = io.BytesIO()
     names = ["face", "rgb", "mask"]
-    try:
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            torch.onnx.export(path, (example,), buffer, input_names=names[:1], output_names=names[1:],
-                              dynamic_axes={n: {0: "batch"} for n in names}, opset_version=DEFAULT_OPSET,
-                              do_constant_folding=True, dynamo=False)
-    except (RuntimeError, TypeError, ValueError, torch.onnx.errors.OnnxExporterError) as exc:
-        raise EngineError(f"ONNX export of the peer failed: {one_line(exc)}") from None
-    proto = onnx.load_from_string(buffer.getvalue())
-    shapes = {"face": (3, r, r), "rgb": (3, r, r), "mask": (1, r, r)}
-    for value in (*proto.graph.input, *proto.graph.output):
-        dims = value.type.tensor_type.shape.dim
-        dims[0].dim_param = "batch"
-        for i, size in enumerate(shapes[value.name], start=1):
-            dims[i].dim_value = size
-    for key, value in ((CARD_KEY, card.to_json()), ("vfxswap.kind", "swap"), ("vfxswap.version", __version__),
-                       ("vfxswap.peer", "faceswap original, tools/peer_original.py")):
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.checker.check_model(proto)
-    data = proto.SerializeToString()
+    example = torch.rand(2, 3, r, r, generator=torch.Generator().manual_seed(0))
+    data = to_onnx(path, example, card, input_names=names[:1], output_names=names[1:], opset=DEFAULT_OPSET,
+                   kind="swap", extra_metadata={"vfxswap.peer": "faceswap original, tools/peer_original.py"})
     face = torch.rand(CHECK_BATCH, 3, r, r, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = [t.numpy() for t in path(face)]

@@ -156,7 +156,7 @@ def export_onnx(model_dir: str | os.PathLike, *, out: str | os.PathLike | None =
     model, card = load_model(model_dir)
     path = _output_path(model_dir, out, "onnx")
     swap = SwapPath(model).eval()
-    data = _to_onnx(swap, _example(card, TRACE_BATCH), card, input_names=["face"],
+    data = to_onnx(swap, _example(card, TRACE_BATCH), card, input_names=["face"],
                     output_names=["rgb", "mask"], opset=opset, kind="swap", extra_metadata=extra_metadata)
     diffs: dict[str, float] = {}
     if check:
@@ -226,7 +226,7 @@ def export_dfm(model_dir: str | os.PathLike, *, out: str | os.PathLike | None = 
     path = _output_path(model_dir, out, "dfm")
     dfm = DFMPath(model).eval()
     example = _example(card, TRACE_BATCH).permute(0, 2, 3, 1).flip(3).contiguous()
-    data = _to_onnx(dfm, example, card, input_names=[DFM_INPUT], output_names=list(DFM_OUTPUTS),
+    data = to_onnx(dfm, example, card, input_names=[DFM_INPUT], output_names=list(DFM_OUTPUTS),
                     opset=opset, kind="dfm")
     diffs: dict[str, float] = {}
     if check:
@@ -322,9 +322,9 @@ def _import_onnx():
     return onnx
 
 
-def _to_onnx(module: nn.Module, example: torch.Tensor, card: ModelCard, *, input_names: list[str],
-             output_names: list[str], opset: int, kind: str,
-             extra_metadata: Mapping[str, str] | None = None) -> bytes:
+def to_onnx(module: nn.Module, example: torch.Tensor, card: ModelCard, *, input_names: list[str],
+            output_names: list[str], opset: int, kind: str,
+            extra_metadata: Mapping[str, str] | None = None) -> bytes:
     """Export ``module`` with a dynamic batch axis, embed the card, validate; returns the model bytes."""
     if not isinstance(opset, int) or opset < MIN_OPSET:
         raise ConfigError(f"opset must be an integer >= {MIN_OPSET}, got {opset!r}")
